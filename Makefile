@@ -1,0 +1,29 @@
+# Two commands for learners and instructors:
+#   make lab   - set up .venv (first time only) and open the course in JupyterLab
+#   make test  - the whole test suite: unit tests, tests of the checks, nbval
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.tfmcourse-installed
+JOBS   ?= 2
+
+.PHONY: lab test build clean-venv
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/00_start_here.ipynb
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) --dist loadfile
+
+build: $(STAMP)
+	$(PY) -m tfmcourse build
+
+clean-venv:
+	rm -rf $(VENV)

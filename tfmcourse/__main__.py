@@ -1,0 +1,6 @@
+"""``python -m tfmcourse`` is the ``tfmcourse`` command."""
+import sys
+
+from tfmcourse.cli import main
+
+sys.exit(main())

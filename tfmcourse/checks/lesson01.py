@@ -1,0 +1,1 @@
+"""Checks for the exercises of lesson 01 (see SPEC.md)."""

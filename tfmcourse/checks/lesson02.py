@@ -1,0 +1,1 @@
+"""Checks for the exercises of lesson 02 (see SPEC.md)."""

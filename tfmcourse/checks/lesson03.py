@@ -1,0 +1,1 @@
+"""Checks for the exercises of lesson 03 (see SPEC.md)."""

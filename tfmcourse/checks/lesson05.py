@@ -1,0 +1,1 @@
+"""Checks for the exercises of lesson 05 (see SPEC.md)."""

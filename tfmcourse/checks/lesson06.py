@@ -1,0 +1,229 @@
+"""Checks for lesson 06: ``causal_mask``, ``padding_mask``, ``scaled_dot_product_attention``."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from tfmcourse import attention, masks
+from tfmcourse.checks._core import (
+    CheckFailed,
+    assert_close,
+    call,
+    exercise,
+    expect_tensor,
+    generator,
+    mistake,
+    passed,
+    randn,
+    require,
+)
+
+# ---------------------------------------------------------------- known mistakes
+
+
+@mistake("causal_mask", "the diagonal is blocked too (off by one): a token must be able to attend to "
+         "itself, so block only j > i — use triu with diagonal=1.")
+def _causal_blocks_diagonal(T):
+    return torch.ones(T, T, dtype=torch.bool).triu(0)
+
+
+@mistake("causal_mask", "each query can still see the next token (off by one the other way): block every "
+         "j > i, i.e. triu with diagonal=1, not 2.")
+def _causal_sees_next(T):
+    return torch.ones(T, T, dtype=torch.bool).triu(2)
+
+
+@mistake("causal_mask", "the mask is inverted: True must mean *blocked* (the future), so the past and "
+         "the diagonal are False.")
+def _causal_inverted(T):
+    return ~torch.ones(T, T, dtype=torch.bool).triu(1)
+
+
+@mistake("causal_mask", "the past is blocked instead of the future: True belongs strictly *above* the "
+         "diagonal (key j after query i).")
+def _causal_blocks_past(T):
+    return torch.ones(T, T, dtype=torch.bool).tril(-1)
+
+
+@mistake("padding_mask", "the mask is inverted: True must mark the pads (blocked), False the real tokens.")
+def _padding_inverted(tokens, pad_id):
+    return tokens != pad_id
+
+
+@mistake("padding_mask", "the pad id is hard-coded as 0: compare with the pad_id argument.")
+def _padding_hardcoded_zero(tokens, pad_id):
+    return tokens == 0
+
+
+def _scores(q, k, scale):
+    return q @ k.transpose(-2, -1) * scale
+
+
+@mistake("scaled_dot_product_attention", "the scores are not scaled: divide q·kᵀ by sqrt(d_k) before "
+         "the softmax, or large d_k saturates the softmax.")
+def _sdpa_no_scale(q, k, v, attn_mask=None):
+    w = attention.masked_softmax(_scores(q, k, 1.0), attn_mask)
+    return w @ v, w
+
+
+@mistake("scaled_dot_product_attention", "the scores are divided by d_k instead of sqrt(d_k).")
+def _sdpa_scale_by_d(q, k, v, attn_mask=None):
+    w = attention.masked_softmax(_scores(q, k, 1.0 / q.shape[-1]), attn_mask)
+    return w @ v, w
+
+
+@mistake("scaled_dot_product_attention", "the scores are multiplied by sqrt(d_k) instead of divided by it.")
+def _sdpa_times_sqrt(q, k, v, attn_mask=None):
+    w = attention.masked_softmax(_scores(q, k, math.sqrt(q.shape[-1])), attn_mask)
+    return w @ v, w
+
+
+@mistake("scaled_dot_product_attention", "the softmax runs over the query axis (dim=-2): each query's "
+         "weights over the keys must sum to 1, so use softmax(dim=-1).")
+def _sdpa_softmax_queries(q, k, v, attn_mask=None):
+    s = _scores(q, k, 1 / math.sqrt(q.shape[-1]))
+    if attn_mask is not None:
+        s = s.masked_fill(attn_mask, float("-inf"))
+    w = torch.softmax(s, dim=-2).nan_to_num(0.0)
+    return w @ v, w
+
+
+@mistake("scaled_dot_product_attention", "the mask is used inverted: True means *blocked*, so fill the "
+         "scores where the mask is True (masked_fill(mask, -inf)), not where it is False.")
+def _sdpa_inverted_mask(q, k, v, attn_mask=None):
+    w = attention.masked_softmax(_scores(q, k, 1 / math.sqrt(q.shape[-1])),
+                                 None if attn_mask is None else ~attn_mask)
+    return w @ v, w
+
+
+@mistake("scaled_dot_product_attention", "the mask is applied after the softmax: zeroing weights afterwards "
+         "leaves rows that no longer sum to 1. Fill blocked scores with -inf *before* the softmax.")
+def _sdpa_mask_after_softmax(q, k, v, attn_mask=None):
+    w = torch.softmax(_scores(q, k, 1 / math.sqrt(q.shape[-1])), dim=-1)
+    if attn_mask is not None:
+        w = w.masked_fill(attn_mask, 0.0)
+    return w @ v, w
+
+
+@mistake("scaled_dot_product_attention", "a fully blocked row gives NaN: softmax of a row of -inf is 0/0. "
+         "Give such rows zero weights (e.g. masked_fill the weights with 0 afterwards, or use nan_to_num).")
+def _sdpa_nan_rows(q, k, v, attn_mask=None):
+    s = _scores(q, k, 1 / math.sqrt(q.shape[-1]))
+    if attn_mask is not None:
+        s = s.masked_fill(attn_mask, float("-inf"))
+    w = torch.softmax(s, dim=-1)
+    return w @ v, w
+
+
+@mistake("scaled_dot_product_attention", "a fully blocked row gets uniform weights: filling with a large "
+         "negative number (-1e9) instead of -inf makes an all-blocked row uniform. Such a row must get "
+         "all-zero weights and a zero output.")
+def _sdpa_uniform_rows(q, k, v, attn_mask=None):
+    s = _scores(q, k, 1 / math.sqrt(q.shape[-1]))
+    if attn_mask is not None:
+        s = s.masked_fill(attn_mask, -1e9)
+    w = torch.softmax(s, dim=-1)
+    return w @ v, w
+
+
+# ---------------------------------------------------------------- checks
+
+
+@exercise("causal_mask", lesson=6, points=1, title="Causal mask",
+          reference="tfmcourse.masks:causal_mask")
+def check_causal_mask(causal_mask, *, seed: int = 0) -> None:
+    name = "causal_mask"
+    sizes = [7 + seed % 5, 5, 2, 1]  # large first: mistakes are told apart there
+    for T in sizes:
+        got = call(name, causal_mask, T)
+        expect_tensor(name, got, (T, T), dtype=torch.bool, what=f"mask for T={T}", axes="T,T")
+        assert_close(name, got, masks.causal_mask(T), what="mask", case=f"for T={T}",
+                     mistake_args=(T,), hint="True = blocked: query i may not see key j > i.")
+    passed(name, f"(T, T) bool, True strictly above the diagonal, for T in {sizes}")
+
+
+@exercise("padding_mask", lesson=6, points=1, title="Padding mask",
+          reference="tfmcourse.masks:padding_mask")
+def check_padding_mask(padding_mask, *, seed: int = 0) -> None:
+    name = "padding_mask"
+    g = generator(seed)
+    for pad_id in (0, 3):
+        B, S = 3, 7
+        tokens = torch.randint(4, 20, (B, S), generator=g)
+        lengths = [S, 4, 1]
+        for b, n in enumerate(lengths):
+            tokens[b, n:] = pad_id
+        before = tokens.clone()
+        got = call(name, padding_mask, tokens, pad_id)
+        require(torch.equal(tokens, before), name, "it changed the tokens tensor it was given; build a new mask instead")
+        expect_tensor(name, got, (B, S), dtype=torch.bool, what="mask", axes="B,S")
+        assert_close(name, got, masks.padding_mask(tokens, pad_id), what="mask", case=f"with pad_id={pad_id}",
+                     mistake_args=(tokens, pad_id))
+    passed(name, "(B, S) bool, True exactly at the pads, for pad ids 0 and 3")
+
+
+def _sdpa_cases(g: torch.Generator):
+    """(label, q, k, v, mask) with T != S and d != dv so transposes cannot hide."""
+    B, H, T, S, d, dv = 2, 3, 5, 7, 6, 4
+    q, k, v = randn(B, T, d, g=g, scale=2.0), randn(B, S, d, g=g, scale=2.0), randn(B, S, dv, g=g)
+    yield "without a mask, q (2,5,6), k (2,7,6), v (2,7,4)", q, k, v, None
+    q4, k4, v4 = randn(B, H, T, d, g=g, scale=2.0), randn(B, H, S, d, g=g, scale=2.0), randn(B, H, S, dv, g=g)
+    yield "with heads, q (2,3,5,6), k (2,3,7,6), v (2,3,7,4)", q4, k4, v4, None
+    causal = torch.ones(T, S, dtype=torch.bool).triu(1 + S - T)
+    yield "with a (T, S) causal-style mask", q, k, v, causal
+    pad = torch.zeros(B, S, dtype=torch.bool)
+    pad[0, 4:] = True
+    pad[1, 6:] = True
+    yield "with a key-padding mask broadcast as (B, 1, 1, S)", q4, k4, v4, pad[:, None, None, :]
+    blocked = torch.rand(B, T, S, generator=g) < 0.4
+    blocked[0, 2, :] = True  # a fully blocked row
+    yield "with a random (B, T, S) mask that blocks query 2 of sample 0 completely", q, k, v, blocked
+
+
+@exercise("scaled_dot_product_attention", lesson=6, points=2, title="Scaled dot-product attention",
+          reference="tfmcourse.attention:scaled_dot_product_attention")
+def check_scaled_dot_product_attention(scaled_dot_product_attention, *, seed: int = 0) -> None:
+    name = "scaled_dot_product_attention"
+    g = generator(seed)
+    for label, q, k, v, m in _sdpa_cases(g):
+        inputs = [t.clone() for t in (q, k, v)] + ([m.clone()] if m is not None else [])
+        got = call(name, scaled_dot_product_attention, q, k, v, attn_mask=m)
+        for t, t0 in zip((q, k, v, m), inputs):
+            require(t is None or torch.equal(t, t0), name,
+                    f"it modified one of its inputs in place {label}; use out-of-place ops (masked_fill, not masked_fill_)")
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise CheckFailed(f"{name}: should return a tuple (out, weights), got {type(got).__name__}"
+                              + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else ""))
+        out, w = got
+        T, S, dv = q.shape[-2], k.shape[-2], v.shape[-1]
+        lead = tuple(q.shape[:-2])
+        expect_tensor(name, w, lead + (T, S), what=f"weights {label}",
+                      axes=",".join(["B", "H"][: len(lead)] + ["T", "S"]))
+        expect_tensor(name, out, lead + (T, dv), what=f"out {label}",
+                      axes=",".join(["B", "H"][: len(lead)] + ["T", "dv"]))
+        ref_out, ref_w = attention.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        args = (q, k, v)
+        assert_close(name, w, ref_w, what="weights", case=label, mistake_args=args,
+                     mistake_kwargs={"attn_mask": m}, mistake_pick=lambda r: r[1])
+        assert_close(name, out, ref_out, what="out", case=label, mistake_args=args,
+                     mistake_kwargs={"attn_mask": m}, mistake_pick=lambda r: r[0],
+                     hint="out = weights @ v")
+        if m is not None:
+            full = torch.broadcast_to(m, w.shape)
+            require(bool((w[full] == 0).all()), name, f"blocked positions must get exactly 0 weight {label}")
+            empty = full.all(-1)
+            rows = w.sum(-1)
+            require(torch.allclose(rows[~empty], torch.ones_like(rows[~empty]), atol=1e-5), name,
+                    f"each query's weights over the keys must sum to 1 {label}")
+            if empty.any():
+                require(bool((out[empty] == 0).all()), name,
+                        f"a fully blocked query must give a zero output {label}")
+        # the torch built-in agrees wherever it is defined (True = *allowed* there: convert once)
+        if m is None or not torch.broadcast_to(m, w.shape).all(-1).any():
+            builtin = F.scaled_dot_product_attention(q, k, v, attn_mask=None if m is None else ~m)
+            assert_close(name, out, builtin, what="out (vs torch.nn.functional.scaled_dot_product_attention)",
+                         case=label)
+    passed(name, "matches the reference and torch's built-in; rows sum to 1, blocked → exactly 0, "
+           "a fully blocked row → zeros")

@@ -1,0 +1,1 @@
+"""Checks for the exercises of lesson 08 (see SPEC.md)."""

@@ -1,0 +1,115 @@
+"""Small notebook utilities shared by the builder, the grader, the tests and authors.
+
+- :func:`clean` strips what must not be committed: widget state, execution
+  timing, machine-specific kernel metadata (and, on request, outputs).
+- :func:`execute` runs a notebook top to bottom (Restart & Run All) and saves
+  it clean: how a lesson's committed figures are refreshed.
+- :func:`from_script` turns a percent-format script (``# %%`` code cells,
+  ``# %% [markdown]`` cells) into a notebook: a convenient way to draft one.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+NB_VERSION = 4
+
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def read(path: str | Path) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=NB_VERSION)
+
+
+def dumps(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(nb, version=NB_VERSION) + "\n"
+
+
+def write(nb: nbformat.NotebookNode, path: str | Path) -> None:
+    Path(path).write_text(dumps(nb), encoding="utf-8")
+
+
+_CELL_METADATA_DROP = ("execution", "ExecuteTime", "collapsed", "scrolled", "jupyter")
+
+
+def clean(nb: nbformat.NotebookNode, *, keep_outputs: bool = True) -> nbformat.NotebookNode:
+    """Strip widget state, timings and machine-specific metadata (in place; also returned)."""
+    nb.metadata.pop("widgets", None)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"c{i:03d}"
+        for key in _CELL_METADATA_DROP:
+            cell.metadata.pop(key, None)
+        if cell.cell_type != "code":
+            continue
+        if not keep_outputs:
+            cell.outputs = []
+            cell.execution_count = None
+            continue
+        kept = []
+        for out in cell.outputs:
+            data = out.get("data", {})
+            # widget views are live-only: without saved state they render as noise
+            if "application/vnd.jupyter.widget-view+json" in data:
+                data.pop("application/vnd.jupyter.widget-view+json")
+                if not data:
+                    continue
+            out.get("metadata", {}).pop("execution", None)
+            kept.append(out)
+        cell.outputs = kept
+    return nb
+
+
+def execute(path: str | Path, *, timeout: int = 600, save: bool = True) -> nbformat.NotebookNode:
+    """Run a notebook in a fresh kernel from its own folder and (by default) save it clean."""
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = read(path)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    client.execute()
+    clean(nb)
+    if save:
+        write(nb, path)
+    return nb
+
+
+_CELL_START = re.compile(r"^# %%(?P<md>\s*\[markdown\])?\s*(?P<tags>\{.*\})?\s*$")
+
+
+def from_script(text: str) -> nbformat.NotebookNode:
+    """Build a notebook from a percent-format script.
+
+    ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose
+    lines drop their leading ``# ``. Trailing blank lines of a cell are dropped.
+    """
+    nb = nbformat.v4.new_notebook()
+    kind, lines = None, []
+
+    def flush():
+        if kind is None:
+            return
+        while lines and not lines[-1].strip():
+            lines.pop()
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        if kind == "markdown":
+            src = "\n".join(l[2:] if l.startswith("# ") else l.lstrip("#") for l in lines)
+            nb.cells.append(nbformat.v4.new_markdown_cell(src))
+        else:
+            nb.cells.append(nbformat.v4.new_code_cell("\n".join(lines)))
+
+    for line in text.splitlines():
+        m = _CELL_START.match(line)
+        if m:
+            flush()
+            kind, lines = ("markdown" if m.group("md") else "code"), []
+        elif kind is not None:
+            lines.append(line)
+    flush()
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    return clean(nb)

@@ -1,0 +1,131 @@
+"""The training loop every lesson shares: seeded, CPU-friendly, with a progress bar.
+
+>>> history = train(model, get_batch, loss_fn, steps=300, lr=3e-3)
+>>> plot_history(history)            # tfmcourse.viz
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+
+@dataclass
+class History:
+    """What a run produced, ready to plot: loss and learning rate per step, evaluations."""
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    evals: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def eval_series(self, key: str) -> tuple[list[int], list[float]]:
+        """Steps and values of one evaluated metric."""
+        pts = [(s, m[key]) for s, m in self.evals if key in m]
+        return [s for s, _ in pts], [v for _, v in pts]
+
+    def smoothed_loss(self, window: int = 20) -> list[float]:
+        out, acc = [], 0.0
+        for i, v in enumerate(self.loss):
+            acc += v
+            if i >= window:
+                acc -= self.loss[i - window]
+            out.append(acc / min(i + 1, window))
+        return out
+
+
+def train(
+    model: nn.Module,
+    batches: Callable[[int], Any] | Iterable[Any],
+    loss_fn: Callable[[nn.Module, Any], Tensor],
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    clip: float | None = 1.0,
+    seed: int | None = 0,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    eval_every: int | None = None,
+    stop_when: Callable[[dict[str, float]], bool] | None = None,
+    progress: bool = True,
+    desc: str = "training",
+) -> History:
+    """Train ``model`` for ``steps`` optimisation steps and return its :class:`History`.
+
+    ``batches`` is either a function ``step -> batch`` or an iterable (cycled).
+    ``loss_fn(model, batch)`` returns a scalar loss. ``evaluate(model)`` (in
+    eval mode, no grad) is called every ``eval_every`` steps and at the end;
+    ``stop_when(metrics)`` may end training early. ``seed`` seeds torch's
+    global RNG once at the start (dropout), so a run is reproducible.
+    """
+    if steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    if callable(batches):
+        get = batches
+    else:
+        it = itertools.cycle(batches)
+        get = lambda _step: next(it)  # noqa: E731
+    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    hist = History()
+    start = time.perf_counter()
+
+    def run_eval(step: int) -> bool:
+        if evaluate is None:
+            return False
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in evaluate(model).items()}
+        model.train(was)
+        hist.evals.append((step, metrics))
+        return bool(stop_when and stop_when(metrics))
+
+    bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=True, mininterval=0.5)
+    model.train()
+    stopped = False
+    for step in bar:
+        loss = loss_fn(model, get(step))
+        if not torch.isfinite(loss):
+            bar.close()
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower the learning rate?")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+        hist.step.append(step)
+        hist.loss.append(loss.item())
+        hist.lr.append(opt.param_groups[0]["lr"])
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{hist.smoothed_loss(10)[-1]:.3f}")
+        if eval_every and step % eval_every == 0 and step != steps:
+            if run_eval(step):
+                stopped = True
+                break
+    bar.close()
+    if not stopped and evaluate is not None:
+        run_eval(hist.step[-1])
+    hist.seconds = time.perf_counter() - start
+    model.eval()
+    return hist
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(loss)
