@@ -77,9 +77,9 @@ def render_table(reports: list[NotebookReport], *, width: int = 100) -> str:
             lines.append("")
             continue
         w = max(len(e.name) for e in r.exercises)
-        lines.append(f"  {'exercise'.ljust(w)}  {'lesson':>6}  {'status':<14} points")
+        lines.append(f"  {'exercise'.ljust(w)}  {'lesson':>6}  {'status':<15} points")
         for e in r.exercises:
-            lines.append(f"  {e.name.ljust(w)}  {e.lesson:>6}  {_MARK[e.status]} {e.status:<12} "
+            lines.append(f"  {e.name.ljust(w)}  {e.lesson:>6}  {_MARK[e.status]} {e.status:<13} "
                          f"{e.points}/{e.max_points}")
             detail = e.message or e.reason
             if e.status != "passed" and detail:
