@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -14,6 +15,22 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch on one CPU thread, then restore the previous setting.
+
+    The course's models are small enough to gain nothing from intra-op
+    parallelism, and on a busy machine (or two notebooks run side by side)
+    spinning threads can make a step many times slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -57,6 +74,7 @@ def train(
     stop_when: Callable[[dict[str, float]], bool] | None = None,
     progress: bool = True,
     desc: str = "training",
+    single_thread: bool = True,
 ) -> History:
     """Train ``model`` for ``steps`` optimisation steps and return its :class:`History`.
 
@@ -65,7 +83,16 @@ def train(
     eval mode, no grad) is called every ``eval_every`` steps and at the end;
     ``stop_when(metrics)`` may end training early. ``seed`` seeds torch's
     global RNG once at the start (dropout), so a run is reproducible.
+    ``single_thread`` trains on one CPU thread (see :func:`one_thread`).
     """
+    with one_thread() if single_thread else contextlib.nullcontext():
+        return _train(model, batches, loss_fn, steps=steps, lr=lr, optimizer=optimizer, scheduler=scheduler,
+                      clip=clip, seed=seed, evaluate=evaluate, eval_every=eval_every, stop_when=stop_when,
+                      progress=progress, desc=desc)
+
+
+def _train(model, batches, loss_fn, *, steps, lr, optimizer, scheduler, clip, seed, evaluate, eval_every,
+           stop_when, progress, desc) -> History:
     if steps <= 0:
         raise ValueError(f"steps must be positive, got {steps}")
     if seed is not None:
