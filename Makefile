@@ -1,4 +1,5 @@
-# Two commands for learners and instructors:
+# Two commands for learners and instructors (tests run one torch thread per
+# worker: two workers on two cores would otherwise oversubscribe them):
 #   make lab   - set up .venv (first time only) and open the course in JupyterLab
 #   make test  - the whole test suite: unit tests, tests of the checks, nbval
 PYTHON ?= python3
@@ -20,7 +21,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/00_start_here.ipynb
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) --dist loadfile
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile
 
 build: $(STAMP)
 	$(PY) -m tfmcourse build

@@ -1,12 +1,12 @@
 """Repository hygiene: clean committed notebooks, a side-effect-free package, the CI entry point."""
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +17,8 @@ ALL = LESSONS + SOLUTIONS + EXERCISES
 
 
 def _nb(path):
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The notebook as a dict, with every cell's ``source`` joined into one string."""
+    return nbformat.read(str(path), as_version=4)
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
