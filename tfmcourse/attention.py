@@ -168,6 +168,13 @@ class MultiHeadAttention(nn.Module):
     def load_from_torch(self, mha: nn.MultiheadAttention) -> "MultiHeadAttention":
         """Copy the weights of a ``torch.nn.MultiheadAttention`` with the same sizes."""
         D = self.d_model
+        if mha.embed_dim != D or mha.num_heads != self.n_heads:
+            raise ValueError(f"sizes differ: torch module has embed_dim={mha.embed_dim}, num_heads={mha.num_heads}; "
+                             f"this one d_model={D}, n_heads={self.n_heads}")
+        if mha.in_proj_weight is None:
+            raise ValueError("the torch module has separate kdim/vdim projections; only kdim == vdim == embed_dim is supported")
+        if (mha.in_proj_bias is None) != (self.q_proj.bias is None):
+            raise ValueError("one module has biases and the other does not (bias=...)")
         with torch.no_grad():
             w = mha.in_proj_weight
             for i, lin in enumerate((self.q_proj, self.k_proj, self.v_proj)):

@@ -31,6 +31,8 @@ def write(nb: nbformat.NotebookNode, path: str | Path) -> None:
     Path(path).write_text(dumps(nb), encoding="utf-8")
 
 
+WIDGET_PLACEHOLDER = "[interactive widget: run the notebook in JupyterLab to use it]"
+
 _CELL_METADATA_DROP = ("execution", "ExecuteTime", "collapsed", "scrolled", "jupyter")
 
 
@@ -52,11 +54,10 @@ def clean(nb: nbformat.NotebookNode, *, keep_outputs: bool = True) -> nbformat.N
         kept = []
         for out in cell.outputs:
             data = out.get("data", {})
-            # widget views are live-only: without saved state they render as noise
+            # widget views are live-only: without saved state their text repr
+            # ("VBox(children=…)") is noise, so say what is there instead
             if "application/vnd.jupyter.widget-view+json" in data:
-                data.pop("application/vnd.jupyter.widget-view+json")
-                if not data:
-                    continue
+                out["data"] = {"text/plain": WIDGET_PLACEHOLDER}
             out.get("metadata", {}).pop("execution", None)
             kept.append(out)
         cell.outputs = kept
