@@ -1,0 +1,630 @@
+"""The Transformer (lesson 08): feed-forward, encoder and decoder layers, stacks, the full model.
+
+Everything speaks ``torch.nn.Transformer``'s vocabulary (batch-first, ``d_model``,
+``norm_first``, ``*_key_padding_mask``, masks with ``True`` = blocked), so a
+layer copied into its torch twin gives the same numbers (see :func:`to_torch`
+and :func:`load_from_torch`).
+
+>>> cfg = TransformerConfig(src_vocab=40, tgt_vocab=30)
+>>> model = Transformer(cfg)
+>>> logits = model(src, tgt_in)                        # (B, T, tgt_vocab)
+>>> memory = model.encode(src)                         # (B, S, d_model)
+>>> logits, cross = model.decode(tgt_in, memory, src, need_weights=True)   # cross: [(B, H, T, S)] per layer
+>>> step_logits, cache = model.decode_step(tokens, memory, src, cache)     # incremental decoding
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor, nn
+
+from tfmcourse.attention import MultiHeadAttention, masked_softmax, merge_heads, split_heads
+from tfmcourse.masks import causal_mask, padding_mask
+from tfmcourse.positional import sinusoidal_positional_encoding
+
+__all__ = [
+    "FeedForward", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TransformerConfig",
+    "Transformer", "TorchTransformer", "DecoderCache", "base_config", "count_model_parameters", "to_torch",
+    "load_from_torch", "weights_from_torch",
+]
+
+
+# ---------------------------------------------------------------- layers
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network ``linear2(ReLU(linear1(x)))``.
+
+    Dropout sits after the ReLU, as in ``nn.TransformerEncoderLayer``.
+
+    Shape:
+        x ``(..., d_model)``; returns ``(..., d_model)``; the hidden layer is ``(..., d_ff)``.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)  # W_1, b_1
+        self.linear2 = nn.Linear(d_ff, d_model)  # W_2, b_2
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = torch.relu(self.linear1(x))  # (..., d_ff)
+        return self.linear2(self.dropout(hidden))  # (..., d_model)
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention then feed-forward, each wrapped in a residual connection and a LayerNorm.
+
+    Post-LN (the paper, default): ``x = norm(x + sublayer(x))``.
+    Pre-LN (``norm_first=True``): ``x = x + sublayer(norm(x))``.
+    Equal to ``nn.TransformerEncoderLayer(batch_first=True, norm_first=...)``.
+
+    Shape:
+        x ``(B, S, D)``; src_key_padding_mask ``(B, S)`` bool, True at pads; returns ``(B, S, D)``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0,
+                 norm_first: bool = False):
+        super().__init__()
+        self.norm_first = norm_first
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
+        self.ff = FeedForward(d_model, d_ff, dropout=dropout)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, src_key_padding_mask: Tensor | None = None) -> Tensor:
+        if self.norm_first:
+            x = x + self._sa_block(self.norm1(x), src_key_padding_mask)
+            x = x + self._ff_block(self.norm2(x))
+        else:
+            x = self.norm1(x + self._sa_block(x, src_key_padding_mask))
+            x = self.norm2(x + self._ff_block(x))
+        return x  # (B, S, D)
+
+    def _sa_block(self, x: Tensor, key_padding_mask: Tensor | None) -> Tensor:
+        return self.dropout1(self.self_attn(x, x, x, key_padding_mask=key_padding_mask))
+
+    def _ff_block(self, x: Tensor) -> Tensor:
+        return self.dropout2(self.ff(x))
+
+
+class DecoderLayer(nn.Module):
+    """Masked self-attention, cross-attention to the encoder memory, feed-forward.
+
+    Each sub-layer has its residual connection and LayerNorm (post-LN by default,
+    pre-LN with ``norm_first=True``). Equal to
+    ``nn.TransformerDecoderLayer(batch_first=True, norm_first=...)``, whose
+    ``multihead_attn`` is called ``cross_attn`` here.
+
+    Shape:
+        y ``(B, T, D)``; memory ``(B, S, D)``; tgt_mask ``(T, T)`` bool (causal);
+        tgt_key_padding_mask ``(B, T)``; memory_key_padding_mask ``(B, S)``; returns
+        ``(B, T, D)`` and, with ``need_weights=True``, the cross-attention weights ``(B, H, T, S)``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0,
+                 norm_first: bool = False):
+        super().__init__()
+        self.norm_first = norm_first
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
+        self.ff = FeedForward(d_model, d_ff, dropout=dropout)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.dropout3 = nn.Dropout(dropout)
+
+    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
+                tgt_key_padding_mask: Tensor | None = None,
+                memory_key_padding_mask: Tensor | None = None, need_weights: bool = False):
+        x = y
+        if self.norm_first:
+            x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask)
+            cross, weights = self._mha_block(self.norm2(x), memory, memory_key_padding_mask)
+            x = x + cross
+            x = x + self._ff_block(self.norm3(x))
+        else:
+            x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask))
+            cross, weights = self._mha_block(x, memory, memory_key_padding_mask)
+            x = self.norm2(x + cross)
+            x = self.norm3(x + self._ff_block(x))
+        return (x, weights) if need_weights else x  # (B, T, D), (B, H, T, S)
+
+    def _sa_block(self, x: Tensor, attn_mask: Tensor | None, key_padding_mask: Tensor | None) -> Tensor:
+        return self.dropout1(self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask))
+
+    def _mha_block(self, x: Tensor, memory: Tensor, key_padding_mask: Tensor | None):
+        # queries from the decoder, keys and values from the encoder's memory
+        out, weights = self.cross_attn(x, memory, memory, key_padding_mask=key_padding_mask,
+                                       need_weights=True)
+        return self.dropout2(out), weights
+
+    def _ff_block(self, x: Tensor) -> Tensor:
+        return self.dropout3(self.ff(x))
+
+    # ---- incremental decoding: the same computation, reusing past keys and values
+
+    def forward_step(self, y_new: Tensor, memory_kv: tuple[Tensor, Tensor],
+                     past_kv: tuple[Tensor, Tensor] | None, attn_mask: Tensor | None,
+                     tgt_key_padding_mask: Tensor | None,
+                     memory_key_padding_mask: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Process only the ``n`` newest target positions, attending to cached keys/values.
+
+        Shape:
+            y_new ``(B, n, D)``; memory_kv two ``(B, H, S, d_head)``; past_kv two
+            ``(B, H, P, d_head)`` or None; attn_mask ``(n, P+n)``; tgt_key_padding_mask
+            ``(B, P+n)``; returns ``(B, n, D)`` and the new self-attention keys/values ``(B, H, P+n, d_head)``.
+        """
+        x = y_new
+        h = self.norm1(x) if self.norm_first else x
+        k, v = _keys_values(self.self_attn, h)  # (B, H, n, d_head)
+        if past_kv is not None:
+            k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)  # (B, H, P+n, d_head)
+        sa = self.dropout1(_attend(self.self_attn, h, k, v, attn_mask, tgt_key_padding_mask)[0])
+        if self.norm_first:
+            x = x + sa
+            x = x + self.dropout2(_attend(self.cross_attn, self.norm2(x), *memory_kv, None,
+                                          memory_key_padding_mask)[0])
+            x = x + self._ff_block(self.norm3(x))
+        else:
+            x = self.norm1(x + sa)
+            x = self.norm2(x + self.dropout2(_attend(self.cross_attn, x, *memory_kv, None,
+                                                     memory_key_padding_mask)[0]))
+            x = self.norm3(x + self._ff_block(x))
+        return x, (k, v)
+
+
+def _keys_values(mha: MultiHeadAttention, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Projected keys and values of ``x``, split into heads: two ``(B, H, L, d_head)``."""
+    return split_heads(mha.k_proj(x), mha.n_heads), split_heads(mha.v_proj(x), mha.n_heads)
+
+
+def _attend(mha: MultiHeadAttention, query: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None,
+            key_padding_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``mha`` applied to ``query`` with keys/values already projected (as in its forward)."""
+    q = split_heads(mha.q_proj(query), mha.n_heads)  # (B, H, n, d_head)
+    attn_scores = q @ k.transpose(-2, -1) / math.sqrt(mha.d_head)  # (B, H, n, L)
+    mask = None
+    if attn_mask is not None:
+        mask = attn_mask
+    if key_padding_mask is not None:
+        kpm = key_padding_mask[:, None, None, :]  # (B, 1, 1, L)
+        mask = kpm if mask is None else (mask | kpm)
+    attn_weights = masked_softmax(attn_scores, mask)  # (B, H, n, L)
+    context = mha.dropout(attn_weights) @ v  # (B, H, n, d_head)
+    return mha.out_proj(merge_heads(context)), attn_weights  # (B, n, D)
+
+
+# ---------------------------------------------------------------- stacks
+
+
+class Encoder(nn.Module):
+    """``num_layers`` encoder layers, each with its own parameters.
+
+    A final LayerNorm follows the stack when ``norm_first`` (pre-LN leaves the
+    residual stream un-normalised); post-LN layers already end with one.
+
+    Shape:
+        x ``(B, S, D)``; src_key_padding_mask ``(B, S)``; returns ``(B, S, D)``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, num_layers: int, dropout: float = 0.0,
+                 norm_first: bool = False):
+        super().__init__()
+        # N fresh layers: independent parameters, independently initialised
+        # (nn.ModuleList([layer] * N) would be one layer, with its parameters, applied N times)
+        self.layers = nn.ModuleList([EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first)
+                                     for _ in range(num_layers)])
+        self.norm = nn.LayerNorm(d_model) if norm_first else None
+
+    def forward(self, x: Tensor, src_key_padding_mask: Tensor | None = None) -> Tensor:
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=src_key_padding_mask)
+        return self.norm(x) if self.norm is not None else x
+
+
+class Decoder(nn.Module):
+    """``num_layers`` decoder layers with independent parameters; every layer attends to the memory.
+
+    Shape:
+        y ``(B, T, D)``; memory ``(B, S, D)``; masks as :class:`DecoderLayer`; returns
+        ``(B, T, D)`` and, with ``need_weights``, a list of cross-attention weights ``(B, H, T, S)``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, num_layers: int, dropout: float = 0.0,
+                 norm_first: bool = False):
+        super().__init__()
+        self.layers = nn.ModuleList([DecoderLayer(d_model, n_heads, d_ff, dropout, norm_first)
+                                     for _ in range(num_layers)])
+        self.norm = nn.LayerNorm(d_model) if norm_first else None
+
+    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
+                tgt_key_padding_mask: Tensor | None = None,
+                memory_key_padding_mask: Tensor | None = None, need_weights: bool = False):
+        cross_weights = []
+        for layer in self.layers:
+            y, w = layer(y, memory, tgt_mask=tgt_mask, tgt_key_padding_mask=tgt_key_padding_mask,
+                         memory_key_padding_mask=memory_key_padding_mask, need_weights=True)
+            cross_weights.append(w)
+        if self.norm is not None:
+            y = self.norm(y)
+        return (y, cross_weights) if need_weights else y
+
+
+# ---------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Sizes of a :class:`Transformer`. Validates itself; ``tiny()`` has distinct odd sizes for tests.
+
+    ``tie_weights`` shares the target embedding with the output projection and,
+    when the two vocabularies are the same size (a shared vocabulary, as in the
+    paper), the source embedding too.
+    """
+
+    src_vocab: int
+    tgt_vocab: int
+    d_model: int = 64
+    n_heads: int = 4
+    num_encoder_layers: int = 2
+    num_decoder_layers: int = 2
+    d_ff: int = 128
+    dropout: float = 0.1
+    max_len: int = 64
+    norm_first: bool = False
+    tie_weights: bool = False
+    pad_id: int = 0
+
+    def __post_init__(self):
+        for name in ("src_vocab", "tgt_vocab", "d_model", "n_heads", "d_ff", "max_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"TransformerConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("num_encoder_layers", "num_decoder_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TransformerConfig.{name} must be an integer >= 1, got {value!r}")
+        if self.d_model % self.n_heads != 0:
+            raise ValueError(
+                f"d_model={self.d_model} must be divisible by n_heads={self.n_heads} "
+                f"(each head gets d_model // n_heads features)"
+            )
+        if self.d_model % 2 != 0:
+            raise ValueError(
+                f"d_model={self.d_model} must be even: the sinusoidal positional encoding pairs "
+                f"sin and cos features"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (0 <= self.pad_id < min(self.src_vocab, self.tgt_vocab)):
+            raise ValueError(
+                f"pad_id={self.pad_id} must be a token id of both vocabularies "
+                f"(0 <= pad_id < {min(self.src_vocab, self.tgt_vocab)})"
+            )
+
+    @classmethod
+    def tiny(cls, src_vocab: int = 11, tgt_vocab: int = 13, **overrides) -> "TransformerConfig":
+        """Distinct odd sizes (d_model 24, 3 heads, d_ff 37) so a transposed axis fails loudly."""
+        sizes = dict(d_model=24, n_heads=3, d_ff=37, num_encoder_layers=2, num_decoder_layers=2,
+                     dropout=0.0, max_len=32)
+        sizes.update(overrides)
+        return cls(src_vocab=src_vocab, tgt_vocab=tgt_vocab, **sizes)
+
+    def replace(self, **changes) -> "TransformerConfig":
+        return replace(self, **changes)
+
+
+def base_config() -> TransformerConfig:
+    """The paper's base model: d_model 512, 8 heads, d_ff 2048, 6+6 layers, shared 37000-token vocabulary."""
+    return TransformerConfig(src_vocab=37000, tgt_vocab=37000, d_model=512, n_heads=8,
+                             num_encoder_layers=6, num_decoder_layers=6, d_ff=2048, dropout=0.1,
+                             max_len=512, norm_first=False, tie_weights=True)
+
+
+@dataclass
+class DecoderCache:
+    """What incremental decoding keeps between steps (a new cache is returned each step).
+
+    ``memory_kv``: per decoder layer, the cross-attention keys and values of the
+    memory ``(B, H, S, d_head)``, computed once. ``self_kv``: per layer, the
+    self-attention keys and values of every target position so far ``(B, H, P, d_head)``.
+    ``tgt_pad``: ``(B, P)`` True where a fed target token was the pad.
+    """
+
+    memory_kv: list[tuple[Tensor, Tensor]]
+    self_kv: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    tgt_pad: Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.tgt_pad is None else self.tgt_pad.shape[1]
+
+
+class Transformer(nn.Module):
+    """The encoder-decoder Transformer: embeddings + positions, encoder, decoder, output projection.
+
+    ``encode(src)`` and ``decode(tgt_in, memory, src)`` build their own masks from
+    ``config.pad_id`` (and the causal mask), so callers pass only token ids.
+
+    Shape:
+        src ``(B, S)`` long; tgt_in ``(B, T)`` long; ``forward`` returns logits ``(B, T, tgt_vocab)``.
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        if not isinstance(config, TransformerConfig):
+            raise TypeError(f"Transformer needs a TransformerConfig, got {type(config).__name__}")
+        c = self.config = config
+        self.src_embed = nn.Embedding(c.src_vocab, c.d_model)
+        self.tgt_embed = nn.Embedding(c.tgt_vocab, c.d_model)
+        self.register_buffer("pe", sinusoidal_positional_encoding(c.max_len, c.d_model), persistent=False)
+        self.dropout = nn.Dropout(c.dropout)
+        self.encoder = Encoder(c.d_model, c.n_heads, c.d_ff, c.num_encoder_layers, c.dropout, c.norm_first)
+        self.decoder = Decoder(c.d_model, c.n_heads, c.d_ff, c.num_decoder_layers, c.dropout, c.norm_first)
+        self.generator = nn.Linear(c.d_model, c.tgt_vocab)  # pre-softmax projection
+        self._reset_parameters()
+        if c.tie_weights:
+            self.generator.weight = self.tgt_embed.weight
+            if c.src_vocab == c.tgt_vocab:
+                self.src_embed.weight = self.tgt_embed.weight
+
+    def _reset_parameters(self) -> None:
+        # Linear layers as nn.Transformer (xavier-uniform); embeddings N(0, 1/d_model), so that
+        # embedding * sqrt(d_model) has unit variance, like the positional encoding.
+        for name, p in self.named_parameters():
+            if p.dim() > 1 and "embed" not in name:
+                nn.init.xavier_uniform_(p)
+        for emb in (self.src_embed, self.tgt_embed):
+            nn.init.normal_(emb.weight, std=self.config.d_model ** -0.5)
+        nn.init.zeros_(self.generator.bias)
+
+    # ---- pieces
+
+    def _embed(self, tokens: Tensor, embedding: nn.Embedding, offset: int = 0) -> Tensor:
+        T = tokens.shape[1]
+        if offset + T > self.config.max_len:
+            raise ValueError(
+                f"sequence of length {offset + T} is longer than max_len={self.config.max_len} "
+                f"of the positional table: raise TransformerConfig.max_len"
+            )
+        x = embedding(tokens) * math.sqrt(self.config.d_model)  # (B, T, D)
+        return self.dropout(x + self.pe[offset:offset + T])  # (B, T, D)
+
+    def _check_tokens(self, tokens: Tensor, name: str) -> None:
+        if tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int, torch.int32, torch.int64):
+            raise ValueError(f"{name} must be a (B, length) integer tensor of token ids, "
+                             f"got {tuple(tokens.shape)} {tokens.dtype}")
+
+    def encode(self, src: Tensor) -> Tensor:
+        """Shape: src ``(B, S)``; returns memory ``(B, S, D)``."""
+        self._check_tokens(src, "src")
+        x = self._embed(src, self.src_embed)
+        return self.encoder(x, src_key_padding_mask=padding_mask(src, self.config.pad_id))
+
+    def decode(self, tgt_in: Tensor, memory: Tensor, src: Tensor, need_weights: bool = False):
+        """Logits for every target position, in one parallel pass (causal mask inside).
+
+        Shape:
+            tgt_in ``(B, T)``; memory ``(B, S, D)``; src ``(B, S)`` (for its padding mask);
+            returns logits ``(B, T, tgt_vocab)`` and, with ``need_weights``, a list with one
+            cross-attention weight tensor ``(B, H, T, S)`` per decoder layer.
+        """
+        self._check_tokens(tgt_in, "tgt_in")
+        T = tgt_in.shape[1]
+        y = self._embed(tgt_in, self.tgt_embed)
+        out, cross = self.decoder(
+            y, memory, tgt_mask=causal_mask(T, device=tgt_in.device),
+            tgt_key_padding_mask=padding_mask(tgt_in, self.config.pad_id),
+            memory_key_padding_mask=padding_mask(src, self.config.pad_id), need_weights=True,
+        )
+        logits = self.generator(out)  # (B, T, V)
+        return (logits, cross) if need_weights else logits
+
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        """Shape: src ``(B, S)``, tgt_in ``(B, T)``; returns logits ``(B, T, tgt_vocab)``."""
+        return self.decode(tgt_in, self.encode(src), src)
+
+    def decode_step(self, tokens: Tensor, memory: Tensor, src: Tensor,
+                    cache: DecoderCache | None = None) -> tuple[Tensor, DecoderCache]:
+        """Incremental decoding: feed only the newest target tokens, reuse past keys/values.
+
+        ``tokens`` are the target tokens at positions ``cache.length ... cache.length+n-1``.
+        Feeding a sequence in pieces gives the same logits as :meth:`decode` on the whole.
+
+        Shape:
+            tokens ``(B, n)``; memory ``(B, S, D)``; src ``(B, S)``; returns logits
+            ``(B, n, tgt_vocab)`` and the new :class:`DecoderCache`.
+        """
+        self._check_tokens(tokens, "tokens")
+        if cache is None:
+            cache = DecoderCache(memory_kv=[_keys_values(layer.cross_attn, memory)
+                                            for layer in self.decoder.layers])
+        P, n = cache.length, tokens.shape[1]
+        pad = padding_mask(tokens, self.config.pad_id)
+        tgt_pad = pad if cache.tgt_pad is None else torch.cat([cache.tgt_pad, pad], dim=1)  # (B, P+n)
+        # new query i (position P+i) may see keys 0 .. P+i
+        attn_mask = torch.ones(n, P + n, dtype=torch.bool, device=tokens.device).triu(P + 1)  # (n, P+n)
+        mem_pad = padding_mask(src, self.config.pad_id)
+        y = self._embed(tokens, self.tgt_embed, offset=P)  # (B, n, D)
+        new_kv = []
+        for i, layer in enumerate(self.decoder.layers):
+            past = cache.self_kv[i] if cache.self_kv else None
+            y, kv = layer.forward_step(y, cache.memory_kv[i], past, attn_mask, tgt_pad, mem_pad)
+            new_kv.append(kv)
+        if self.decoder.norm is not None:
+            y = self.decoder.norm(y)
+        return self.generator(y), DecoderCache(cache.memory_kv, new_kv, tgt_pad)
+
+
+class TorchTransformer(Transformer):
+    """The same model with ``torch.nn``'s encoder and decoder stacks inside (for benchmarks).
+
+    Embeddings, positional encoding, output layer and the ``encode``/``decode``/``forward``
+    interface are :class:`Transformer`'s; the stacks are ``nn.TransformerEncoder``/``Decoder``
+    built by :func:`to_torch` from a freshly initialised course model, so with the same seed both
+    models start from identical weights. ``decode_step`` and ``need_weights`` are not available
+    (torch's decoder returns no attention weights and has no key/value cache).
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__(config)
+        self.encoder = to_torch(self.encoder)
+        self.decoder = to_torch(self.decoder)
+
+    def encode(self, src: Tensor) -> Tensor:
+        self._check_tokens(src, "src")
+        x = self._embed(src, self.src_embed)
+        return self.encoder(x, src_key_padding_mask=padding_mask(src, self.config.pad_id))
+
+    def decode(self, tgt_in: Tensor, memory: Tensor, src: Tensor, need_weights: bool = False):
+        if need_weights:
+            raise NotImplementedError("torch.nn.TransformerDecoder does not return attention weights")
+        self._check_tokens(tgt_in, "tgt_in")
+        y = self._embed(tgt_in, self.tgt_embed)
+        out = self.decoder(y, memory, tgt_mask=causal_mask(tgt_in.shape[1], device=tgt_in.device),
+                           tgt_key_padding_mask=padding_mask(tgt_in, self.config.pad_id),
+                           memory_key_padding_mask=padding_mask(src, self.config.pad_id))
+        return self.generator(out)
+
+    def decode_step(self, *args, **kwargs):
+        raise NotImplementedError("TorchTransformer has no incremental decoding: use decode() on the prefix")
+
+
+# ---------------------------------------------------------------- parameter counts
+
+
+def count_model_parameters(config: TransformerConfig) -> int:
+    """Parameters of ``Transformer(config)`` (tied weights counted once), without allocating them."""
+    with torch.device("meta"):
+        model = Transformer(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- torch.nn.Transformer twins
+
+
+def _split_in_proj(prefix: str, weight: Tensor, bias: Tensor | None, out: dict) -> None:
+    for name, w in zip(("q_proj", "k_proj", "v_proj"), weight.chunk(3, dim=0)):
+        out[f"{prefix}{name}.weight"] = w
+    if bias is not None:
+        for name, b in zip(("q_proj", "k_proj", "v_proj"), bias.chunk(3, dim=0)):
+            out[f"{prefix}{name}.bias"] = b
+
+
+def weights_from_torch(module: nn.Module) -> dict[str, Tensor]:
+    """Parameters of a torch Transformer module, renamed to this package's (and SPEC's) names.
+
+    Works for ``nn.TransformerEncoderLayer``/``DecoderLayer``, ``nn.TransformerEncoder``/
+    ``Decoder`` and ``nn.Transformer``: ``self_attn.in_proj_weight`` becomes
+    ``self_attn.q_proj/k_proj/v_proj.weight``, ``multihead_attn`` becomes ``cross_attn``,
+    ``linear1/linear2`` become ``ff.linear1/ff.linear2``. Returns detached copies.
+    """
+    out: dict[str, Tensor] = {}
+    sd = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    for key, value in sd.items():
+        if key.endswith("in_proj_bias"):
+            continue
+        key2 = key.replace("multihead_attn.", "cross_attn.")
+        if key.endswith("in_proj_weight"):
+            prefix = key2[: -len("in_proj_weight")]
+            _split_in_proj(prefix, value, sd.get(key[: -len("weight")] + "bias"), out)
+            continue
+        for lin in ("linear1.", "linear2."):
+            if key2.startswith(lin) or f".{lin}" in key2:
+                key2 = key2.replace(lin, "ff." + lin)
+        out[key2] = value
+    return out
+
+
+def load_from_torch(module: nn.Module, torch_module: nn.Module) -> nn.Module:
+    """Copy the weights of ``torch_module`` (its torch twin) into ``module``; returns ``module``.
+
+    ``module`` is an :class:`EncoderLayer`, :class:`DecoderLayer`, :class:`Encoder`,
+    :class:`Decoder` or :class:`Transformer` (whose encoder and decoder get the weights of
+    an ``nn.Transformer``; embeddings and the output projection are not in torch's module).
+    """
+    if isinstance(module, Transformer):
+        if not isinstance(torch_module, nn.Transformer):
+            raise TypeError(f"a Transformer loads from an nn.Transformer, got {type(torch_module).__name__}")
+        load_from_torch(module.encoder, torch_module.encoder)
+        load_from_torch(module.decoder, torch_module.decoder)
+        return module
+    weights = weights_from_torch(torch_module)
+    mine = set(module.state_dict())
+    theirs = set(weights)
+    if mine != theirs:
+        extra = sorted(theirs - mine)
+        hint = ""
+        if any(k.startswith("norm.") for k in extra):
+            hint = (" (torch's stack has a final LayerNorm but this post-LN stack has none: "
+                    "nn.Transformer adds one even when norm_first=False; use to_torch(), which leaves it out)")
+        raise ValueError(f"cannot load {type(torch_module).__name__} into {type(module).__name__}: "
+                         f"missing {sorted(mine - theirs)}, unexpected {extra}{hint}")
+    module.load_state_dict(weights)
+    return module
+
+
+def _torch_kwargs(layer: nn.Module) -> dict:
+    attn = layer.self_attn
+    return dict(d_model=attn.d_model, nhead=attn.n_heads, dim_feedforward=layer.ff.linear1.out_features,
+                dropout=layer.dropout1.p, batch_first=True, norm_first=layer.norm_first)
+
+
+def to_torch(module: nn.Module) -> nn.Module:
+    """A torch twin of ``module`` holding the same weights (for parity tests and benchmarks).
+
+    EncoderLayer → ``nn.TransformerEncoderLayer``, DecoderLayer → ``nn.TransformerDecoderLayer``,
+    Encoder/Decoder → ``nn.TransformerEncoder``/``Decoder``, Transformer → ``nn.Transformer``
+    (without the final LayerNorms torch adds by default when the model is post-LN).
+    All batch-first, ReLU, eps 1e-5.
+    """
+    if isinstance(module, EncoderLayer):
+        twin = nn.TransformerEncoderLayer(**_torch_kwargs(module))
+    elif isinstance(module, DecoderLayer):
+        twin = nn.TransformerDecoderLayer(**_torch_kwargs(module))
+    elif isinstance(module, Encoder):
+        norm = None if module.norm is None else nn.LayerNorm(module.norm.normalized_shape)
+        twin = nn.TransformerEncoder(to_torch(module.layers[0]), len(module.layers), norm=norm,
+                                     enable_nested_tensor=False)
+    elif isinstance(module, Decoder):
+        norm = None if module.norm is None else nn.LayerNorm(module.norm.normalized_shape)
+        twin = nn.TransformerDecoder(to_torch(module.layers[0]), len(module.layers), norm=norm)
+    elif isinstance(module, Transformer):
+        c = module.config
+        twin = nn.Transformer(d_model=c.d_model, nhead=c.n_heads, num_encoder_layers=c.num_encoder_layers,
+                              num_decoder_layers=c.num_decoder_layers, dim_feedforward=c.d_ff,
+                              dropout=c.dropout, batch_first=True, norm_first=c.norm_first,
+                              custom_encoder=to_torch(module.encoder), custom_decoder=to_torch(module.decoder))
+        # nn.Transformer re-initialises every matrix when constructed: copy the weights afterwards
+        twin.encoder.load_state_dict(_to_torch_state_dict(module.encoder.state_dict(), twin.encoder))
+        twin.decoder.load_state_dict(_to_torch_state_dict(module.decoder.state_dict(), twin.decoder))
+        return twin
+    else:
+        raise TypeError(f"no torch twin for {type(module).__name__}")
+    to_sd = _to_torch_state_dict(module.state_dict(), twin)
+    twin.load_state_dict(to_sd)
+    return twin
+
+
+def _to_torch_state_dict(mine: dict[str, Tensor], twin: nn.Module) -> dict[str, Tensor]:
+    """Inverse of :func:`weights_from_torch`, keyed like ``twin``'s state dict."""
+    out = {}
+    for key in twin.state_dict():
+        if key.endswith("in_proj_weight") or key.endswith("in_proj_bias"):
+            prefix = key.rsplit("in_proj_", 1)[0].replace("multihead_attn.", "cross_attn.")
+            kind = "weight" if key.endswith("weight") else "bias"
+            out[key] = torch.cat([mine[f"{prefix}{p}.{kind}"] for p in ("q_proj", "k_proj", "v_proj")])
+            continue
+        mkey = key.replace("multihead_attn.", "cross_attn.")
+        for lin in ("linear1.", "linear2."):
+            if mkey.startswith(lin) or f".{lin}" in mkey:
+                mkey = mkey.replace(lin, "ff." + lin)
+        out[key] = mine[mkey].detach().clone()
+    return out
