@@ -92,3 +92,11 @@ def test_no_downloads_at_run_time():
         if pattern.search(path.read_text(encoding="utf-8")):
             offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, offenders
+
+
+def test_make_lab_opens_the_first_lesson():
+    proc = subprocess.run(["make", "-n", "lab", "LAB_ARGS=--no-browser"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [l for l in proc.stdout.splitlines() if "jupyter lab" in l]
+    assert line.endswith("notebooks/00_start_here.ipynb") and "--no-browser" in line
+    assert ("--allow-root" in line) == (__import__("os").getuid() == 0), "JupyterLab refuses root without it"
