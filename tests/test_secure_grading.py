@@ -1,0 +1,538 @@
+"""`tfmcourse grade --secure`: correct code passes out of process, cheating scores zero.
+
+Notebooks are generated with nbformat from the implementations in tests/mutants
+(their source, via inspect), so these tests cover every exercise that exists.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from tests.mutants import load_all
+from tfmcourse.checks import EXERCISES
+from tfmcourse.grading import secure
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOGUE = load_all()
+SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9]*.ipynb"))
+EXERCISE_NBS = sorted((ROOT / "exercises").glob("[0-9]*.ipynb"))
+SEED = 4242  # a fixed hidden seed where the test needs a reproducible result
+
+
+# ----------------------------------------------------------------------------- building notebooks
+
+
+def _standalone(m) -> bool:
+    """The implementation is a top-level def/class of its catalogue module (its source stands alone)."""
+    return getattr(inspect.getmodule(m.impl), m.impl.__name__, None) is m.impl
+
+
+def impl_source(func, as_name: str) -> str:
+    """Source of ``func`` (plus the module's imports and the helpers it uses), bound to ``as_name``."""
+    tree = ast.parse(inspect.getsource(inspect.getmodule(func)))
+    top = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    todo, needed = [func.__name__], []
+    while todo:
+        n = todo.pop()
+        if n in needed or n not in top:
+            continue
+        needed.append(n)
+        todo += [x.id for x in ast.walk(top[n]) if isinstance(x, ast.Name)]
+    imports = [ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+               and not (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("tests"))]
+    defs = []
+    for n in tree.body:
+        if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in needed:
+            n.decorator_list = []
+            defs.append(ast.unparse(n))
+    alias = "" if func.__name__ == as_name else f"\n\n{as_name} = {func.__name__}\n"
+    return "\n".join(imports) + "\n\n\n" + "\n\n\n".join(defs) + alias
+
+
+def stub_source(name: str) -> str:
+    return (f"def {name}(*args, **kwargs):\n"
+            f"    raise NotImplementedError(\"Exercise: {name}\")\n")
+
+
+def write_notebook(path: Path, codes: dict[str, str], extra_cells: list[str] = (), head: str = "") -> Path:
+    """A notebook shaped like the course's: imports, then per exercise a code cell and its check cell."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("# generated for a test"))
+    checks = ", ".join(f"check_{n}" for n in codes)
+    nb.cells.append(nbformat.v4.new_code_cell(f"import torch\n{head}from tfmcourse.checks import {checks}"))
+    for cell in extra_cells:
+        nb.cells.append(nbformat.v4.new_code_cell(cell))
+    for name, src in codes.items():
+        nb.cells.append(nbformat.v4.new_code_cell(src))
+        nb.cells.append(nbformat.v4.new_code_cell(f"check_{name}({name})"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def _lesson_names(lesson: int) -> list[str]:
+    return [n for n, e in EXERCISES.items() if e.lesson == lesson]
+
+
+def correct_impls(name: str) -> list:
+    """Correct catalogue implementations that secure mode must accept (not using a forbidden built-in)."""
+    out = []
+    for m in CATALOGUE:
+        if m.exercise == name and m.correct and _standalone(m):
+            src = impl_source(m.impl, name)
+            ex = secure.extract([src])
+            if not secure.static_violations(ex, name, secure.closure(ex, name)):
+                out.append(m)
+    return out
+
+
+def wrong_impls(name: str) -> list:
+    return [m for m in CATALOGUE if m.exercise == name and not m.correct and _standalone(m)]
+
+
+LESSONS = sorted({e.lesson for n, e in EXERCISES.items() if correct_impls(n)})
+
+
+def nb_name(lesson: int, label: str) -> str:
+    return f"{lesson:02d}_{label}.ipynb"
+
+
+def grade(path, **kw):
+    kw.setdefault("seed", None)
+    kw.setdefault("timeout", 20)
+    return secure.grade_notebook(path, **kw)
+
+
+def by_name(report):
+    return {e.name: e for e in report.exercises}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- correct and unfilled
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_generated_solution_notebook_gets_full_marks(lesson, tmp_path):
+    """Every exercise of the lesson, written independently of tfmcourse, passes on a random hidden seed."""
+    codes = {n: impl_source(correct_impls(n)[0].impl, n) for n in _lesson_names(lesson) if correct_impls(n)}
+    path = write_notebook(tmp_path / nb_name(lesson, "solution"), codes)
+    before = digest(path)
+    report = grade(path)
+    assert report.error is None
+    failures = {e.name: (e.status, e.reason, e.message) for e in report.exercises if e.status != "passed"}
+    assert not failures, failures
+    assert report.score == report.max_score
+    assert digest(path) == before, "grading never modifies the notebook"
+
+
+def test_every_correct_variant_passes_and_every_wrong_one_fails_in_secure_mode(tmp_path):
+    """The mutation catalogue through the sandbox: same verdicts as in process, on a hidden seed."""
+    bad = []
+    for name in EXERCISES:
+        for m in correct_impls(name)[1:2] + wrong_impls(name)[:2]:
+            path = write_notebook(tmp_path / f"{m.label}" / nb_name(EXERCISES[name].lesson, "m"),
+                                  {name: impl_source(m.impl, name)})
+            e = by_name(grade(path, seed=SEED))[name]
+            if (e.status == "passed") != m.correct:
+                bad.append((m.label, e.status, e.message[:200]))
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_unfilled_notebook_scores_zero_not_attempted(lesson, tmp_path):
+    path = write_notebook(tmp_path / nb_name(lesson, "exercise"), {n: stub_source(n) for n in _lesson_names(lesson)})
+    report = grade(path)
+    assert report.exercises and report.score == 0
+    assert {e.status for e in report.exercises} == {"not attempted"}
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_course_solution_notebooks_get_full_marks(path):
+    before = digest(path)
+    report = grade(path)
+    assert report.error is None, report.error
+    failures = {e.name: (e.status, e.reason, e.message) for e in report.exercises if e.status != "passed"}
+    assert not failures, failures
+    assert digest(path) == before
+
+
+@pytest.mark.parametrize("path", EXERCISE_NBS, ids=lambda p: p.name)
+def test_course_exercise_notebooks_score_zero(path):
+    report = grade(path)
+    assert report.error is None, report.error
+    assert report.exercises and report.score == 0
+    assert {e.status for e in report.exercises} == {"not attempted"}, [(e.name, e.reason) for e in report.exercises]
+
+
+def test_a_definition_missing_from_the_notebook_is_not_attempted(tmp_path):
+    path = write_notebook(tmp_path / "06_partial.ipynb",
+                          {"causal_mask": impl_source(correct_impls("causal_mask")[0].impl, "causal_mask")})
+    r = by_name(grade(path))
+    assert r["causal_mask"].status == "passed"
+    assert r["padding_mask"].status == "not attempted" and "not defined" in r["padding_mask"].reason
+
+
+def test_in_place_modification_is_seen_across_the_process_boundary(tmp_path):
+    code = textwrap.dedent("""
+        def padding_mask(tokens, pad_id):
+            m = tokens == pad_id
+            tokens[m] = 0
+            return m
+    """)
+    r = by_name(grade(write_notebook(tmp_path / "06_x.ipynb", {"padding_mask": code})))
+    assert r["padding_mask"].status == "failed" and "changed the tokens" in r["padding_mask"].message
+
+
+# ----------------------------------------------------------------------------- cheating scores zero
+
+WRONG_CAUSAL = "def causal_mask(T):\n    return torch.zeros(T, T, dtype=torch.bool)\n"
+WRONG_SDPA = ("def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
+              "    w = torch.softmax(q @ k.transpose(-2, -1), dim=-1)\n"
+              "    return w @ v, w\n")
+
+
+def _cheat(tmp_path, label, codes, extra=(), head=""):
+    return grade(write_notebook(tmp_path / f"06_{label}.ipynb", codes, list(extra), head))
+
+
+def test_monkeypatching_allclose_gives_nothing(tmp_path):
+    extra = ["torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
+             "torch.Tensor.__eq__ = lambda *a, **k: True"]
+    code = "torch.allclose = lambda *a, **k: True\n" + WRONG_CAUSAL
+    report = _cheat(tmp_path, "allclose", {"causal_mask": code, "scaled_dot_product_attention": WRONG_SDPA}, extra)
+    assert report.score == 0
+    assert by_name(report)["causal_mask"].status == "failed"
+    assert "not scaled" in by_name(report)["scaled_dot_product_attention"].message
+
+
+def test_replacing_the_check_function_gives_nothing(tmp_path):
+    extra = ["def check_causal_mask(impl, *, seed=0):\n    print('✓ causal_mask: correct')\n",
+             "import tfmcourse.checks\ntfmcourse.checks.check_causal_mask = lambda *a, **k: None\n"
+             "tfmcourse.checks._core.CheckFailed = Exception"]
+    report = _cheat(tmp_path, "replace_check", {"causal_mask": WRONG_CAUSAL}, extra)
+    assert by_name(report)["causal_mask"].status == "failed" and report.score == 0
+
+
+def test_a_tensor_subclass_lying_through_torch_function_gives_nothing(tmp_path):
+    code = textwrap.dedent("""
+        class Agreeable(torch.Tensor):
+            @classmethod
+            def __torch_function__(cls, func, types, args=(), kwargs=None):
+                if func in (torch.allclose, torch.equal):
+                    return True
+                if getattr(func, "__name__", "") in ("__eq__", "__ne__", "eq", "ne"):
+                    return torch.zeros(5, dtype=torch.bool)
+                return super().__torch_function__(func, types, args, kwargs or {})
+
+        def causal_mask(T):
+            return torch.zeros(T, T, dtype=torch.bool).as_subclass(Agreeable)
+    """)
+    report = _cheat(tmp_path, "subclass", {"causal_mask": code})
+    e = by_name(report)["causal_mask"]
+    assert e.status == "failed" and report.score == 0
+    assert "Agreeable" in e.message and "torch.Tensor subclass" in e.message
+
+
+@pytest.mark.parametrize("how", ["import", "alias", "runtime"])
+def test_importing_the_reference_gives_nothing(tmp_path, how):
+    codes = {
+        "import": {"padding_mask": "from tfmcourse.masks import padding_mask\n"},
+        "alias": {"padding_mask": "from tfmcourse import masks as _m\n\n"
+                                  "def padding_mask(tokens, pad_id):\n    return _m.padding_mask(tokens, pad_id)\n"},
+        "runtime": {"padding_mask": "import importlib\n\ndef padding_mask(tokens, pad_id):\n"
+                                    "    m = importlib.import_module('tfm' + 'course.masks')\n"
+                                    "    return m.padding_mask(tokens, pad_id)\n"},
+    }[how]
+    e = by_name(_cheat(tmp_path, how, codes))["padding_mask"]
+    assert e.status == "failed" and e.points == 0
+    assert "tfmcourse" in e.reason, e.reason
+
+
+def test_printing_a_fake_tick_gives_nothing(tmp_path):
+    extra = ["print('✓ causal_mask: correct')\nprint('✓ padding_mask: correct')"]
+    report = _cheat(tmp_path, "fake_tick", {"causal_mask": stub_source("causal_mask"),
+                                            "padding_mask": "def padding_mask(tokens, pad_id):\n"
+                                                            "    print('✓ padding_mask: correct')\n"}, extra)
+    assert report.score == 0
+    assert by_name(report)["causal_mask"].status == "not attempted"
+    assert by_name(report)["padding_mask"].status == "failed"
+
+
+def _seed0_calls():
+    """The inputs the notebook's check shows (seed 0) and the reference outputs for them."""
+    ref = EXERCISES["scaled_dot_product_attention"].reference_impl()
+    seen = []
+
+    def record(q, k, v, attn_mask=None):
+        out = ref(q, k, v, attn_mask=attn_mask)
+        key = (round(float(q.sum()), 3), -1 if attn_mask is None else int(attn_mask.sum()))
+        seen.append((key, out[0].tolist(), out[1].tolist()))
+        return out
+
+    EXERCISES["scaled_dot_product_attention"].check(record, seed=0)
+    return seen
+
+
+def test_hard_coding_the_outputs_of_the_default_seed_gives_nothing(tmp_path, capsys):
+    table = {key: (out, w) for key, out, w in _seed0_calls()}
+    code = (f"ANSWERS = {table!r}\n\n"
+            "def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
+            "    key = (round(float(q.sum()), 3), -1 if attn_mask is None else int(attn_mask.sum()))\n"
+            "    out, w = ANSWERS.get(key, ([], []))\n"
+            "    return torch.tensor(out), torch.tensor(w)\n")
+    namespace = {"torch": torch}
+    exec(code, namespace)  # noqa: S102 — in a notebook this cheat passes the seed-0 check …
+    EXERCISES["scaled_dot_product_attention"].check(namespace["scaled_dot_product_attention"], seed=0)
+    assert capsys.readouterr().out.startswith("✓")
+    e = by_name(_cheat(tmp_path, "hardcoded", {"scaled_dot_product_attention": code}))  # … not hidden inputs
+    assert e["scaled_dot_product_attention"].status == "failed" and e["scaled_dot_product_attention"].points == 0
+
+
+@pytest.mark.parametrize("how", ["static", "runtime"])
+def test_the_torch_builtin_the_exercise_asks_for_is_rejected(tmp_path, how):
+    call = ("F.scaled_dot_product_attention" if how == "static"
+            else "getattr(F, 'scaled_dot_' + 'product_attention')")
+    code = textwrap.dedent(f"""
+        import torch.nn.functional as F
+
+        def scaled_dot_product_attention(q, k, v, attn_mask=None):
+            keep = None if attn_mask is None else ~attn_mask
+            out = {call}(q, k, v, attn_mask=keep)
+            s = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+            if attn_mask is not None:
+                s = s.masked_fill(attn_mask, float('-inf'))
+            return out, torch.softmax(s, -1).nan_to_num(0.0)
+    """)
+    e = by_name(_cheat(tmp_path, how, {"scaled_dot_product_attention": code}))["scaled_dot_product_attention"]
+    assert e.status == "failed" and e.points == 0
+    assert "torch.nn.functional.scaled_dot_product_attention" in e.reason, e.reason
+
+
+def test_forbidden_table_names_real_torch_objects():
+    for name, entries in secure.FORBIDDEN.items():
+        assert name in EXERCISES or not EXERCISES, name
+        for f in entries:
+            assert secure._resolve(f.qualname) is not None, f"{name}: {f.qualname} does not exist in torch"
+
+
+# ----------------------------------------------------------------------------- limits
+
+
+def test_infinite_loop_memory_bomb_and_exit_score_zero_and_never_stop_the_rest(tmp_path):
+    codes = {
+        "causal_mask": "def causal_mask(T):\n    while True:\n        pass\n",
+        "padding_mask": "def padding_mask(tokens, pad_id):\n    hog = []\n    while True:\n"
+                        "        hog.append(torch.ones(10**7))\n",
+        "scaled_dot_product_attention": "import os\n\ndef scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
+                                        "    os._exit(0)\n",
+    }
+    others = {n: impl_source(correct_impls(n)[0].impl, n) for n in ("split_heads", "merge_heads")
+              if n in EXERCISES and correct_impls(n)}
+    path = write_notebook(tmp_path / "06_limits.ipynb", {**codes, **others})
+    report = grade(path, timeout=4, memory=1200)
+    r = by_name(report)
+    assert r["causal_mask"].status == "failed" and "time limit" in r["causal_mask"].reason.lower()
+    assert r["padding_mask"].status == "failed" and r["padding_mask"].points == 0
+    assert r["scaled_dot_product_attention"].status == "failed"
+    assert "exit" in r["scaled_dot_product_attention"].reason
+    for n in others:
+        assert r[n].status == "passed", (n, r[n].message)
+
+
+def test_top_level_statements_never_run(tmp_path):
+    marker = tmp_path / "ran"
+    extra = [f"open({str(marker)!r}, 'w').write('top-level code ran')"]
+    code = impl_source(correct_impls("causal_mask")[0].impl, "causal_mask")
+    report = _cheat(tmp_path, "toplevel", {"causal_mask": code}, extra)
+    assert by_name(report)["causal_mask"].status == "passed"
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- reading files and the CLI
+
+
+@pytest.mark.parametrize("content,expect", [
+    (b"", "empty"), (b"{not json", "not valid notebook JSON"), (b'{"cells": 3}', "not a Jupyter notebook"),
+])
+def test_broken_files_are_reported_not_raised(tmp_path, content, expect):
+    p = tmp_path / "06_broken.ipynb"
+    p.write_bytes(content)
+    report = grade(p)
+    assert report.error and expect in report.error and report.score == 0
+
+
+def test_syntax_error_is_reported_for_that_exercise_only(tmp_path):
+    ok = impl_source(correct_impls("causal_mask")[0].impl, "causal_mask")
+    path = write_notebook(tmp_path / "06_syntax.ipynb",
+                          {"causal_mask": ok, "padding_mask": "def padding_mask(tokens, pad_id)\n    return 1\n"})
+    r = by_name(grade(path))
+    assert r["causal_mask"].status == "passed"
+    assert r["padding_mask"].status == "failed" and "syntax" in r["padding_mask"].reason
+
+
+def test_cli_json_has_the_grade_format_plus_a_reason(tmp_path):
+    codes = {"causal_mask": impl_source(correct_impls("causal_mask")[0].impl, "causal_mask"),
+             "padding_mask": stub_source("padding_mask"), "scaled_dot_product_attention": WRONG_SDPA}
+    path = write_notebook(tmp_path / "06_cli.ipynb", codes)
+    out = tmp_path / "report.json"
+    exe = Path(sys.executable).with_name("tfmcourse")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tfmcourse"]
+    proc = subprocess.run(cmd + ["grade", "--secure", str(path), "--json", str(out), "--timeout", "20"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "causal_mask" in proc.stdout and "secure mode" in proc.stdout
+    data = json.loads(out.read_text())
+    (nb,) = data["notebooks"]
+    assert set(nb) >= {"path", "score", "max_score", "error", "exercises"}
+    ex = {e["name"]: e for e in nb["exercises"]}
+    assert set(ex["causal_mask"]) == {"name", "lesson", "status", "points", "max_points", "message", "reason"}
+    assert [ex[n]["status"] for n in codes] == ["passed", "not attempted", "failed"]
+    assert nb["score"] == EXERCISES["causal_mask"].points and all(e["reason"] for e in ex.values())
+
+
+def test_no_pickle_on_the_wire():
+    """The wire format is JSON + raw bytes; neither side imports pickle for it."""
+    for mod in (secure, sys.modules["tfmcourse.grading._child"]):
+        src = Path(mod.__file__).read_text()
+        assert "pickle" not in src.replace("never pickle", "").replace("no pickle", "").replace(
+            "never unpickles", ""), mod.__name__
+    assert os.path.basename(secure._child.__file__) == "_child.py"
+
+
+# ----------------------------------------------------------------------------- earlier lessons' references
+
+
+def _mha_source(base: str) -> str:
+    return textwrap.dedent(f"""
+        import sys
+        from tfmcourse.attention import scaled_dot_product_attention as sdpa
+
+        class MultiHeadAttention({base}):
+            pass
+    """)
+
+
+@pytest.mark.skipif("MultiHeadAttention" not in EXERCISES, reason="lesson 07 checks not there yet")
+@pytest.mark.parametrize("how", ["same_lesson", "module", "via_globals", "runtime_import"])
+def test_only_earlier_lessons_references_may_be_used(tmp_path, how):
+    """Lesson 8 may build on tfmcourse.attention.MultiHeadAttention (a lesson-7 exercise); lesson 7 may not."""
+    code = {
+        "same_lesson": "from tfmcourse.attention import MultiHeadAttention\n",
+        "module": ("from tfmcourse import attention as A\n\n"
+                   "class MultiHeadAttention(getattr(A, 'MultiHead' + 'Attention')):\n    pass\n"),
+        "via_globals": _mha_source("sdpa.__globals__['MultiHead' + 'Attention']"),
+        "runtime_import": _mha_source(
+            "__import__('importlib').import_module('tfm' + 'course.transformer').MultiHeadAttention"),
+    }[how]
+    path = write_notebook(tmp_path / "07_ref.ipynb", {"MultiHeadAttention": code})
+    e = by_name(grade(path))["MultiHeadAttention"]
+    assert e.status == "failed" and e.points == 0, (e.status, e.reason, e.message)
+    why = {"same_lesson": "tfmcourse.attention.MultiHeadAttention", "module": "tfmcourse.attention",
+           "via_globals": "KeyError", "runtime_import": "imports tfmcourse"}[how]
+    assert why in e.reason + e.message, (e.reason, e.message)
+
+
+@pytest.mark.skipif("EncoderLayer" not in EXERCISES, reason="lesson 08 checks not there yet")
+def test_a_later_lesson_may_use_an_earlier_reference_but_not_its_own(tmp_path):
+    own = "from tfmcourse.transformer import EncoderLayer\n"
+    path = write_notebook(tmp_path / "08_ref.ipynb", {"EncoderLayer": own})
+    e = by_name(grade(path))["EncoderLayer"]
+    assert e.status == "failed" and "tfmcourse.transformer.EncoderLayer" in e.reason
+    allowed, banned = secure.course_policy("EncoderLayer")
+    assert "tfmcourse.attention.MultiHeadAttention" in allowed
+    assert "tfmcourse.transformer.EncoderLayer" in banned and "tfmcourse.transformer.FeedForward" in banned
+
+
+@pytest.mark.skipif("noam_lr" not in EXERCISES, reason="lesson 09 checks not there yet")
+def test_numpy_scalars_count_as_numbers_like_in_the_notebook(tmp_path):
+    code = textwrap.dedent("""
+        import numpy as np
+
+        def noam_lr(step, d_model, warmup_steps, factor=1.0):
+            step = np.float64(max(step, 1))
+            return factor * np.float64(d_model) ** -0.5 * np.minimum(step ** -0.5, step * warmup_steps ** -1.5)
+    """)
+    e = by_name(grade(write_notebook(tmp_path / "09_np.ipynb", {"noam_lr": code})))["noam_lr"]
+    assert e.status == "passed", e.message
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_processes_started_by_learner_code_are_killed(tmp_path):
+    pids = tmp_path / "pids"
+    code = textwrap.dedent(f"""
+        import subprocess
+        PIDS = {str(pids)!r}
+
+        def causal_mask(T):
+            p = subprocess.Popen(["sleep", "300"])
+            with open(PIDS, "a") as f:
+                f.write(f"{{p.pid}}\\n")
+            i = torch.arange(T)
+            return i[None, :] > i[:, None]
+    """)
+    e = by_name(grade(write_notebook(tmp_path / "06_spawn.ipynb", {"causal_mask": code})))["causal_mask"]
+    assert e.status == "passed", e.message
+    started = [int(x) for x in pids.read_text().split()]
+    assert started
+    import time
+    time.sleep(0.5)
+    assert not [p for p in started if _alive(p)], "a process the learner started outlived grading"
+
+
+@pytest.mark.skipif("greedy_decode" not in EXERCISES, reason="lesson 09 checks not there yet")
+@pytest.mark.parametrize("how", ["idiomatic", "tamper"])
+def test_the_model_given_to_greedy_decode_can_be_used_but_not_reconfigured(tmp_path, how):
+    """The scripted model stays in the grader; learner code may call encode/decode, not reshape it."""
+    base = impl_source(correct_impls("greedy_decode")[0].impl, "greedy_decode")
+    if how == "idiomatic":
+        wrapper = ("def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id):\n"
+                   "    model.eval()\n    params = list(model.parameters())\n"
+                   "    device = params[0].device if params else src.device\n"
+                   "    return _inner(model, src.to(device), max_len, bos_id, eos_id, pad_id)\n")
+    else:
+        wrapper = ("def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id):\n"
+                   "    for p in model.parameters():\n        pass\n"
+                   "    model.load_state_dict({})\n"
+                   "    return _inner(model, src, max_len, bos_id, eos_id, pad_id)\n")
+    code = base.replace("\ngreedy_decode = ", "\n_inner = ") + "\n\n" + wrapper
+    e = by_name(grade(write_notebook(tmp_path / "09_greedy.ipynb", {"greedy_decode": code})))["greedy_decode"]
+    if how == "idiomatic":
+        assert e.status == "passed", e.message
+    else:
+        assert e.status == "failed" and "load_state_dict() may not be called" in e.message, e.message
+
+
+def test_extraction_keeps_only_imports_and_definitions():
+    cells = ["%%time\nimport torch\n!ls\nimport torch.nn.functional as F\nfrom tfmcourse import viz\n"
+             "def f(x):\n    return x\nf(1)\ntorch.allclose = lambda *a, **k: True\n",
+             "%%bash\necho hi",
+             "%matplotlib inline\nEPS = 1e-5\nalias = f\nsq = lambda x: x * x\nmodel = torch.nn.Linear(2, 2)\n"
+             "class A:\n    pass\nfor i in range(3):\n    print(i)\n"]
+    ex = secure.extract(cells)
+    assert sorted(ex.defs) == ["A", "EPS", "alias", "f", "sq"]
+    assert [u.source.strip() for u in ex.imports] == ["import torch", "import torch.nn.functional as F"]
+    assert ex.course_names == {"viz": "tfmcourse.viz"} and ex.aliases["F"] == "torch.nn.functional"
+    # line numbers inside a cell are kept, so messages quote the learner's own line
+    assert ex.defs["f"][0].source.split("\n")[5] == "def f(x):"
+    assert [u.cell for u in secure.closure(ex, "alias")] == [0, 2]
