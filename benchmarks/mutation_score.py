@@ -49,7 +49,7 @@ def _verdict(check, impl, seed: int) -> tuple[bool, str]:
 def _secure_verdicts(mutants, seed: int | None):
     """Grade each stand-alone mutant through the secure grader: {label: (passed, rejected by policy)}."""
     from tests.test_secure_grading import _standalone, impl_source, write_notebook
-    from tfmcourse.grading import secure
+    from tfmcourse.grading import extract, secure
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,8 +57,8 @@ def _secure_verdicts(mutants, seed: int | None):
             if not _standalone(m):
                 continue
             src = impl_source(m.impl, m.exercise)
-            ex = secure.extract([src])
-            policy = bool(secure.static_violations(ex, m.exercise, secure.closure(ex, m.exercise)))
+            ex = extract.extract([src])
+            policy = bool(extract.static_violations(ex, m.exercise, extract.closure(ex, m.exercise)))
             path = write_notebook(Path(tmp) / str(i) / f"{EXERCISES[m.exercise].lesson:02d}_m.ipynb",
                                   {m.exercise: src})
             r = {e.name: e for e in secure.grade_notebook(path, seed=seed).exercises}[m.exercise]

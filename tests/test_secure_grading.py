@@ -21,7 +21,7 @@ import torch
 
 from tests.mutants import load_all
 from tfmcourse.checks import EXERCISES
-from tfmcourse.grading import secure
+from tfmcourse.grading import extract, sandbox, secure
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = load_all()
@@ -91,8 +91,8 @@ def correct_impls(name: str) -> list:
     for m in CATALOGUE:
         if m.exercise == name and m.correct and _standalone(m):
             src = impl_source(m.impl, name)
-            ex = secure.extract([src])
-            if not secure.static_violations(ex, name, secure.closure(ex, name)):
+            ex = extract.extract([src])
+            if not extract.static_violations(ex, name, extract.closure(ex, name)):
                 out.append(m)
     return out
 
@@ -323,10 +323,10 @@ def test_the_torch_builtin_the_exercise_asks_for_is_rejected(tmp_path, how):
 
 
 def test_forbidden_table_names_real_torch_objects():
-    for name, entries in secure.FORBIDDEN.items():
+    for name, entries in extract.FORBIDDEN.items():
         assert name in EXERCISES or not EXERCISES, name
         for f in entries:
-            assert secure._resolve(f.qualname) is not None, f"{name}: {f.qualname} does not exist in torch"
+            assert extract._resolve(f.qualname) is not None, f"{name}: {f.qualname} does not exist in torch"
 
 
 # ----------------------------------------------------------------------------- limits
@@ -406,7 +406,7 @@ def test_cli_json_has_the_grade_format_plus_a_reason(tmp_path):
 
 def test_no_pickle_on_the_wire():
     """The wire format is JSON + raw bytes; neither side imports pickle for it."""
-    for mod in (secure, sys.modules["tfmcourse.grading._child"]):
+    for mod in (secure, sandbox, extract, sys.modules["tfmcourse.grading._child"]):
         src = Path(mod.__file__).read_text()
         assert "pickle" not in src.replace("never pickle", "").replace("no pickle", "").replace(
             "never unpickles", ""), mod.__name__
@@ -452,7 +452,7 @@ def test_a_later_lesson_may_use_an_earlier_reference_but_not_its_own(tmp_path):
     path = write_notebook(tmp_path / "08_ref.ipynb", {"EncoderLayer": own})
     e = by_name(grade(path))["EncoderLayer"]
     assert e.status == "failed" and "tfmcourse.transformer.EncoderLayer" in e.reason
-    allowed, banned = secure.course_policy("EncoderLayer")
+    allowed, banned = extract.course_policy("EncoderLayer")
     assert "tfmcourse.attention.MultiHeadAttention" in allowed
     assert "tfmcourse.transformer.EncoderLayer" in banned and "tfmcourse.transformer.FeedForward" in banned
 
@@ -529,10 +529,10 @@ def test_extraction_keeps_only_imports_and_definitions():
              "%%bash\necho hi",
              "%matplotlib inline\nEPS = 1e-5\nalias = f\nsq = lambda x: x * x\nmodel = torch.nn.Linear(2, 2)\n"
              "class A:\n    pass\nfor i in range(3):\n    print(i)\n"]
-    ex = secure.extract(cells)
+    ex = extract.extract(cells)
     assert sorted(ex.defs) == ["A", "EPS", "alias", "f", "sq"]
     assert [u.source.strip() for u in ex.imports] == ["import torch", "import torch.nn.functional as F"]
     assert ex.course_names == {"viz": "tfmcourse.viz"} and ex.aliases["F"] == "torch.nn.functional"
     # line numbers inside a cell are kept, so messages quote the learner's own line
     assert ex.defs["f"][0].source.split("\n")[5] == "def f(x):"
-    assert [u.cell for u in secure.closure(ex, "alias")] == [0, 2]
+    assert [u.cell for u in extract.closure(ex, "alias")] == [0, 2]

@@ -3,7 +3,7 @@
 This file is executed as a script (``python -I -S _child.py FD_IN FD_OUT SITE...``)
 and must never import ``tfmcourse``: the learner's process cannot import the
 course package at all (it is not on ``sys.path`` and an import hook refuses it).
-The trusted parent (``secure.py``) imports this module only for the wire
+The trusted parent (``sandbox.py``) imports this module for the wire
 format (:func:`send`, :func:`recv`, :func:`encode`, :func:`decode`).
 
 Process layout (one per notebook)::
@@ -421,7 +421,12 @@ def _install_traps(entries: list[dict]) -> None:
 # ----------------------------------------------------------------------------- requests
 
 
-def _snapshot(values):
+def tensors_in(values):
+    """The plain tensors among (nested) arguments, in a fixed order.
+
+    The parent (``sandbox.py``) and this worker both use this one walk, so the
+    tensors they pair up when in-place changes are copied back always match.
+    """
     import torch
 
     out = []
@@ -430,7 +435,7 @@ def _snapshot(values):
         if depth > MAX_DEPTH:
             return
         if type(v) in (torch.Tensor, torch.nn.Parameter):
-            out.append((v, v.dtype, tuple(v.shape), v.detach().clone()))
+            out.append(v)
         elif isinstance(v, (list, tuple)):
             for x in v:
                 walk(x, depth + 1)
@@ -440,6 +445,10 @@ def _snapshot(values):
 
     walk(values)
     return out
+
+
+def _snapshot(values):
+    return [(t, t.dtype, tuple(t.shape), t.detach().clone()) for t in tensors_in(values)]
 
 
 def _changed(t, dtype, shape, before) -> bool:
