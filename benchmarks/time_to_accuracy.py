@@ -7,7 +7,7 @@ schedule and label-smoothed loss (the recipe of lesson 09). The clock counts tra
 only (wall clock, and the process's CPU time): evaluations (greedy decoding of held-out dates every ``--eval-every`` steps) are timed
 separately and left out.
 
-    .venv/bin/python benchmarks/time_to_accuracy.py            # about 2-4 minutes on 2 idle cores
+    .venv/bin/python benchmarks/time_to_accuracy.py            # about 1.5-3 minutes on 2 idle cores
 
 Timings depend on the machine's load: the script prints the load average next to them.
 """
@@ -21,7 +21,7 @@ import torch
 
 from tfmcourse.data.dates import BOS, EOS, PAD, DateData, exact_match
 from tfmcourse.decoding import greedy_decode, label_smoothed_loss, teacher_forcing_batch
-from tfmcourse.schedule import noam_lr
+from tfmcourse.schedule import noam_lr, peak_lr
 from tfmcourse.train import count_parameters, train
 from tfmcourse.transformer import TorchTransformer, Transformer, TransformerConfig
 
@@ -40,8 +40,9 @@ def run(model_cls, config: TransformerConfig, data: DateData, args) -> dict:
     torch.manual_seed(args.seed)
     model = model_cls(config)
     opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
+    factor = args.peak / peak_lr(config.d_model, args.warmup)  # lesson 09: the warm-up schedule peaking at --peak
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: noam_lr(step, config.d_model, args.warmup, args.factor))
+        opt, lambda step: noam_lr(step, config.d_model, args.warmup, factor))
     eval_seconds = eval_cpu = 0.0
 
     def loss_fn(m, batch):
@@ -79,11 +80,13 @@ def main(argv=None) -> None:
     p.add_argument("--max-steps", type=int, default=4000)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--eval-limit", type=int, default=500, help="held-out examples checked every eval")
-    p.add_argument("--batch", type=int, default=96)
-    p.add_argument("--warmup", type=int, default=400)
-    p.add_argument("--factor", type=float, default=1.0)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--peak", type=float, default=3e-3, help="peak learning rate (reached at step --warmup)")
     p.add_argument("--smoothing", type=float, default=0.1)
     p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--encoder-layers", type=int, default=2)
+    p.add_argument("--decoder-layers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
@@ -91,11 +94,11 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     data = DateData(seed=0)
     config = TransformerConfig(len(data.src_vocab), len(data.tgt_vocab), d_model=args.d_model, n_heads=4,
-                               num_encoder_layers=2, num_decoder_layers=2, d_ff=2 * args.d_model,
+                               num_encoder_layers=args.encoder_layers, num_decoder_layers=args.decoder_layers, d_ff=2 * args.d_model,
                                dropout=0.0, max_len=40, pad_id=PAD)
     results = [run(cls, config, data, args) for cls in (Transformer, TorchTransformer)]
     print(f"\nTime to {args.target:.0%} held-out exact match on the dates task "
-          f"(d_model {args.d_model}, 2+2 layers, batch {args.batch}, {args.threads} thread(s), "
+          f"(d_model {args.d_model}, {args.encoder_layers}+{args.decoder_layers} layers, batch {args.batch}, {args.threads} thread(s), "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"{'model':18s} {'parameters':>10s} {'steps':>6s} {'train s':>8s} {'CPU s':>7s} {'exact match':>12s}")
     for r in results:
