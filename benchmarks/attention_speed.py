@@ -7,6 +7,7 @@ vs torch.nn.functional.scaled_dot_product_attention, and of tfmcourse's MultiHea
 torch.nn.MultiheadAttention (same weights), with their ratio. The reference is written to be
 read, not to be fast; the ratio says what that clarity costs.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -41,7 +42,9 @@ def main() -> int:
             mask = causal_mask(T)
             ours = median_time(lambda: scaled_dot_product_attention(q, k, v, attn_mask=mask))
             theirs = median_time(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=~mask))
-            print(f"| scaled dot-product, causal | {B}, {H}, {T}, {d} | {ours*1e3:.2f} | {theirs*1e3:.2f} | {ours/theirs:.2f} |")
+            print(
+                f"| scaled dot-product, causal | {B}, {H}, {T}, {d} | {ours * 1e3:.2f} | {theirs * 1e3:.2f} | {ours / theirs:.2f} |"
+            )
         for B, H, T, D in [(8, 4, 32, 128), (8, 4, 128, 128)]:
             ref = torch.nn.MultiheadAttention(D, H, batch_first=True).eval()
             mine = MultiHeadAttention(D, H).load_from_torch(ref).eval()
@@ -49,7 +52,9 @@ def main() -> int:
             mask = causal_mask(T)
             ours = median_time(lambda: mine(x, x, x, attn_mask=mask))
             theirs = median_time(lambda: ref(x, x, x, attn_mask=mask, need_weights=False))
-            print(f"| multi-head attention, causal | {B}, {H}, {T}, {D // H} | {ours*1e3:.2f} | {theirs*1e3:.2f} | {ours/theirs:.2f} |")
+            print(
+                f"| multi-head attention, causal | {B}, {H}, {T}, {D // H} | {ours * 1e3:.2f} | {theirs * 1e3:.2f} | {ours / theirs:.2f} |"
+            )
     return 0
 
 

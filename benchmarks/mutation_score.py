@@ -16,6 +16,7 @@ exercise asks for (e.g. ``F.layer_norm`` in ``layer_norm``) is rejected there
 by design and counted under ``policy``.
 Exit status 1 if a wrong implementation survives or a correct one is rejected.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ def _verdict(check, impl, seed: int) -> tuple[bool, str]:
         return False, "NOT ATTEMPTED: " + str(exc)
     except CheckFailed as exc:
         return False, str(exc)
-    except Exception as exc:  # noqa: BLE001 — a check that crashes does not kill a mutant properly
+    except Exception as exc:
         return False, f"CHECK CRASHED: {type(exc).__name__}: {exc}"
 
 
@@ -59,8 +60,9 @@ def _secure_verdicts(mutants, seed: int | None):
             src = impl_source(m.impl, m.exercise)
             ex = extract.extract([src])
             policy = bool(extract.static_violations(ex, m.exercise, extract.closure(ex, m.exercise)))
-            path = write_notebook(Path(tmp) / str(i) / f"{EXERCISES[m.exercise].lesson:02d}_m.ipynb",
-                                  {m.exercise: src})
+            path = write_notebook(
+                Path(tmp) / str(i) / f"{EXERCISES[m.exercise].lesson:02d}_m.ipynb", {m.exercise: src}
+            )
             r = {e.name: e for e in secure.grade_notebook(path, seed=seed).exercises}[m.exercise]
             out[m.label] = (r.status == "passed", policy)
     return out
@@ -109,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--secure", action="store_true", help="also grade every mutant out of process")
     p.add_argument("-k", default="", help="only exercises whose name contains this")
     p.add_argument("-v", "--verbose", action="store_true", help="list survivors and misnamed mistakes")
-    p.add_argument("--hardcode", action="store_true",
-                   help="also show, per function exercise, for how many of seeds 1..10 pasting the outputs of "
-                        "seed 0 would pass (should be 0/10: the check's inputs must vary with the seed)")
+    p.add_argument(
+        "--hardcode",
+        action="store_true",
+        help="also show, per function exercise, for how many of seeds 1..10 pasting the outputs of "
+        "seed 0 would pass (should be 0/10: the check's inputs must vary with the seed)",
+    )
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     catalogue = [m for m in load_all() if args.k.lower() in m.exercise.lower()]
@@ -150,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 bad.append(f"{name}: correct {m.label} REJECTED: {[msg[:120] for _, msg in results]}")
         score = f"{100 * killed / len(wrong):.0f}%" if wrong else "n/a"
-        line = (f"{name:<32} {e.lesson:>6} {killed:>4}/{len(wrong):<4} {named:>4}/{len(wrong):<4} "
-                f"{accepted:>4}/{len(right):<4} {score:>7}")
+        line = (
+            f"{name:<32} {e.lesson:>6} {killed:>4}/{len(wrong):<4} {named:>4}/{len(wrong):<4} "
+            f"{accepted:>4}/{len(right):<4} {score:>7}"
+        )
         if args.secure:
             sv = [(m, secure_v[m.label]) for m in mine if m.label in secure_v]
             ok = sum(1 for m, (passed, _) in sv if passed == m.correct)
@@ -164,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             hc = hardcodable(e)
             line += f" {hc:>9}"
             if hc not in ("n/a", "0/10"):
-                bad.append(f"{name}: the outputs for seed 0 also answer {hc} other seeds (hard-coding passes)")
+                bad.append(
+                    f"{name}: the outputs for seed 0 also answer {hc} other seeds (hard-coding passes)"
+                )
         print(line)
         totals["wrong"] += len(wrong)
         totals["killed"] += killed
@@ -173,10 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         totals["accepted"] += accepted
     print("-" * len(header))
     w = totals["wrong"] or 1
-    print(f"{'all exercises':<32} {'':>6} {totals['killed']:>4}/{totals['wrong']:<4} "
-          f"{totals['named']:>4}/{totals['wrong']:<4} {totals['accepted']:>4}/{totals['correct']:<4} "
-          f"{100 * totals['killed'] / w:>6.1f}%")
-    missing = [n for n in EXERCISES if args.k.lower() in n.lower() and not any(m.exercise == n for m in catalogue)]
+    print(
+        f"{'all exercises':<32} {'':>6} {totals['killed']:>4}/{totals['wrong']:<4} "
+        f"{totals['named']:>4}/{totals['wrong']:<4} {totals['accepted']:>4}/{totals['correct']:<4} "
+        f"{100 * totals['killed'] / w:>6.1f}%"
+    )
+    missing = [
+        n for n in EXERCISES if args.k.lower() in n.lower() and not any(m.exercise == n for m in catalogue)
+    ]
     if missing:
         print(f"no catalogue yet for: {', '.join(missing)}")
     print(f"seeds: {seeds}")

@@ -7,6 +7,7 @@ Notebooks are run on copies (nothing is saved). Exercise notebooks stop at their
 first unfilled exercise by design, so they are not timed. Prints a Markdown table
 for the README's performance section, with the machine it ran on.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     start = time.perf_counter()
     client.execute()
     return time.perf_counter() - start
@@ -44,7 +46,9 @@ def machine() -> str:
 
 
 def main(argv: list[str]) -> int:
-    paths = [Path(a) for a in argv] or sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
+    paths = [Path(a) for a in argv] or sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
+        (ROOT / "solutions").glob("*.ipynb")
+    )
     print(f"machine: {machine()}\n")
     print("| notebook | wall time (s) |\n|---|---:|")
     total = 0.0

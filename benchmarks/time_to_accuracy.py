@@ -11,6 +11,7 @@ separately and left out.
 
 Timings depend on the machine's load: the script prints the load average next to them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,17 +41,21 @@ def run(model_cls, config: TransformerConfig, data: DateData, args) -> dict:
     torch.manual_seed(args.seed)
     model = model_cls(config)
     opt = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
-    factor = args.peak / peak_lr(config.d_model, args.warmup)  # lesson 09: the warm-up schedule peaking at --peak
+    factor = args.peak / peak_lr(
+        config.d_model, args.warmup
+    )  # lesson 09: the warm-up schedule peaking at --peak
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: noam_lr(step, config.d_model, args.warmup, factor))
+        opt, lambda step: noam_lr(step, config.d_model, args.warmup, factor)
+    )
     eval_seconds = eval_cpu = 0.0
 
     def loss_fn(m, batch):
         src, tgt = batch
         decoder_input, labels = teacher_forcing_batch(tgt)
         logits = m.decode(decoder_input, m.encode(src), src)
-        return label_smoothed_loss(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                   args.smoothing, PAD)
+        return label_smoothed_loss(
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), args.smoothing, PAD
+        )
 
     def evaluate(m):
         nonlocal eval_seconds, eval_cpu
@@ -63,15 +68,31 @@ def run(model_cls, config: TransformerConfig, data: DateData, args) -> dict:
         return {"exact_match": acc}
 
     cpu0 = time.process_time()
-    hist = train(model, lambda step: data.train_batch(step, args.batch), loss_fn, steps=args.max_steps,
-                 optimizer=opt, scheduler=sched, evaluate=evaluate, eval_every=args.eval_every,
-                 stop_when=lambda m: m["exact_match"] >= args.target, progress=not args.quiet,
-                 desc=model_cls.__name__, seed=args.seed)
+    hist = train(
+        model,
+        lambda step: data.train_batch(step, args.batch),
+        loss_fn,
+        steps=args.max_steps,
+        optimizer=opt,
+        scheduler=sched,
+        evaluate=evaluate,
+        eval_every=args.eval_every,
+        stop_when=lambda m: m["exact_match"] >= args.target,
+        progress=not args.quiet,
+        desc=model_cls.__name__,
+        seed=args.seed,
+    )
     cpu = time.process_time() - cpu0 - eval_cpu
     final = hist.evals[-1][1]["exact_match"]
-    return {"name": model_cls.__name__, "params": count_parameters(model), "steps": hist.step[-1],
-            "train_seconds": hist.seconds - eval_seconds, "cpu_seconds": cpu, "exact_match": final,
-            "reached": final >= args.target}
+    return {
+        "name": model_cls.__name__,
+        "params": count_parameters(model),
+        "steps": hist.step[-1],
+        "train_seconds": hist.seconds - eval_seconds,
+        "cpu_seconds": cpu,
+        "exact_match": final,
+        "reached": final >= args.target,
+    }
 
 
 def main(argv=None) -> None:
@@ -93,24 +114,43 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = DateData(seed=0)
-    config = TransformerConfig(len(data.src_vocab), len(data.tgt_vocab), d_model=args.d_model, n_heads=4,
-                               num_encoder_layers=args.encoder_layers, num_decoder_layers=args.decoder_layers, d_ff=2 * args.d_model,
-                               dropout=0.0, max_len=40, pad_id=PAD)
+    config = TransformerConfig(
+        len(data.src_vocab),
+        len(data.tgt_vocab),
+        d_model=args.d_model,
+        n_heads=4,
+        num_encoder_layers=args.encoder_layers,
+        num_decoder_layers=args.decoder_layers,
+        d_ff=2 * args.d_model,
+        dropout=0.0,
+        max_len=40,
+        pad_id=PAD,
+    )
     results = [run(cls, config, data, args) for cls in (Transformer, TorchTransformer)]
-    print(f"\nTime to {args.target:.0%} held-out exact match on the dates task "
-          f"(d_model {args.d_model}, {args.encoder_layers}+{args.decoder_layers} layers, batch {args.batch}, {args.threads} thread(s), "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    print(f"{'model':18s} {'parameters':>10s} {'steps':>6s} {'train s':>8s} {'CPU s':>7s} {'exact match':>12s}")
+    print(
+        f"\nTime to {args.target:.0%} held-out exact match on the dates task "
+        f"(d_model {args.d_model}, {args.encoder_layers}+{args.decoder_layers} layers, batch {args.batch}, {args.threads} thread(s), "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    print(
+        f"{'model':18s} {'parameters':>10s} {'steps':>6s} {'train s':>8s} {'CPU s':>7s} {'exact match':>12s}"
+    )
     for r in results:
         flag = "" if r["reached"] else "  (target not reached)"
-        print(f"{r['name']:18s} {r['params']:>10,d} {r['steps']:>6d} {r['train_seconds']:>8.1f} "
-              f"{r['cpu_seconds']:>7.1f} {r['exact_match']:>12.2%}{flag}")
+        print(
+            f"{r['name']:18s} {r['params']:>10,d} {r['steps']:>6d} {r['train_seconds']:>8.1f} "
+            f"{r['cpu_seconds']:>7.1f} {r['exact_match']:>12.2%}{flag}"
+        )
     ours, theirs = results
-    print("(train s: wall-clock seconds of training steps, evaluations excluded; CPU s: the process's CPU time "
-          "for the same, a figure less sensitive to other load)")
-    print(f"ratio course / torch: {ours['train_seconds'] / theirs['train_seconds']:.2f}× the seconds "
-          f"({ours['cpu_seconds'] / theirs['cpu_seconds']:.2f}× CPU), "
-          f"{ours['train_seconds'] / ours['steps'] / (theirs['train_seconds'] / theirs['steps']):.2f}× per step")
+    print(
+        "(train s: wall-clock seconds of training steps, evaluations excluded; CPU s: the process's CPU time "
+        "for the same, a figure less sensitive to other load)"
+    )
+    print(
+        f"ratio course / torch: {ours['train_seconds'] / theirs['train_seconds']:.2f}× the seconds "
+        f"({ours['cpu_seconds'] / theirs['cpu_seconds']:.2f}× CPU), "
+        f"{ours['train_seconds'] / ours['steps'] / (theirs['train_seconds'] / theirs['steps']):.2f}× per step"
+    )
 
 
 if __name__ == "__main__":

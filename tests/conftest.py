@@ -1,4 +1,5 @@
 """Shared fixtures. Notebooks under notebooks/ and solutions/ are collected by nbval (lax)."""
+
 from __future__ import annotations
 
 from pathlib import Path

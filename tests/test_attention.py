@@ -1,4 +1,5 @@
 """Reference scaled dot-product attention and masks: parity with torch, and the properties lessons claim."""
+
 from __future__ import annotations
 
 import math
@@ -13,12 +14,17 @@ from tfmcourse.masks import causal_mask, merge_masks, padding_mask
 
 def _qkv(seed=0, lead=(2, 3), T=5, S=7, d=6, dv=4):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(*lead, T, d, generator=g), torch.randn(*lead, S, d, generator=g),
-            torch.randn(*lead, S, dv, generator=g))
+    return (
+        torch.randn(*lead, T, d, generator=g),
+        torch.randn(*lead, S, d, generator=g),
+        torch.randn(*lead, S, dv, generator=g),
+    )
 
 
 def test_causal_mask_values():
-    assert torch.equal(causal_mask(3), torch.tensor([[False, True, True], [False, False, True], [False, False, False]]))
+    assert torch.equal(
+        causal_mask(3), torch.tensor([[False, True, True], [False, False, True], [False, False, False]])
+    )
     assert causal_mask(0).shape == (0, 0)
     with pytest.raises(ValueError, match="non-negative integer"):
         causal_mask(-1)
@@ -66,7 +72,7 @@ def test_fully_blocked_row_gives_zero_output_and_finite_gradients():
     q, k, v = (t.requires_grad_() for t in _qkv(2))
     mask = torch.zeros(5, 7, dtype=torch.bool)
     mask[3] = True
-    out, w = scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    out, _w = scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert torch.equal(out[..., 3, :], torch.zeros_like(out[..., 3, :]))
     out.sum().backward()
     for t in (q, k, v):
@@ -122,12 +128,15 @@ def test_masked_softmax_all_blocked_row_is_zeros_not_nan_or_uniform():
     torch.testing.assert_close(w[0, [0, 2]], torch.softmax(torch.tensor([1.0, 3.0]), -1))
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(k=torch.randn(2, 7, 5)), "same feature size"),
-    (dict(v=torch.randn(2, 6, 4)), "same length S"),
-    (dict(attn_mask=torch.zeros(5, 7)), "bool"),
-    (dict(attn_mask=torch.zeros(4, 7, dtype=torch.bool)), "does not broadcast"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(k=torch.randn(2, 7, 5)), "same feature size"),
+        (dict(v=torch.randn(2, 6, 4)), "same length S"),
+        (dict(attn_mask=torch.zeros(5, 7)), "bool"),
+        (dict(attn_mask=torch.zeros(4, 7, dtype=torch.bool)), "does not broadcast"),
+    ],
+)
 def test_clear_errors(bad, match):
     args = dict(q=torch.randn(2, 5, 6), k=torch.randn(2, 7, 6), v=torch.randn(2, 7, 4), attn_mask=None)
     args.update(bad)

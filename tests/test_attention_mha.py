@@ -1,4 +1,5 @@
 """Tests of split_heads, merge_heads and MultiHeadAttention (lesson 07) against torch."""
+
 import pytest
 import torch
 from torch import nn
@@ -22,8 +23,11 @@ def _pair(seed=0, bias=True):
 
 def _inputs(seed=1):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(B, T, D, generator=g), torch.randn(B, S, D, generator=g),
-            torch.randn(B, S, D, generator=g))
+    return (
+        torch.randn(B, T, D, generator=g),
+        torch.randn(B, S, D, generator=g),
+        torch.randn(B, S, D, generator=g),
+    )
 
 
 def test_split_and_merge_heads_shapes_and_inverse():
@@ -91,7 +95,9 @@ def test_parity_with_torch_cross_attention(case, bias):
     am = torch.ones(T, S, dtype=torch.bool).triu(1 + S - T) if am else None
     kpm = _padding() if kpm else None
     out, w = mine(q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True)
-    r_out, r_w = ref(q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True, average_attn_weights=False)
+    r_out, r_w = ref(
+        q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True, average_attn_weights=False
+    )
     assert out.shape == (B, T, D) and w.shape == (B, H, T, S)
     torch.testing.assert_close(out, r_out, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(w, r_w, rtol=1e-4, atol=1e-5)

@@ -10,6 +10,7 @@ screenshot is saved to ``test-artifacts/`` (git-ignored).
 It skips, saying why, only when Chromium or Playwright is not available
 (``.ci/install-browser.sh`` installs Chromium).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,14 @@ NOTEBOOK = ROOT / "notebooks" / "05_positional_encoding.ipynb"
 JUPYTER = Path(sys.executable).parent / "jupyter"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 EXPLORER = ".tfm-pe-explorer"
 
@@ -69,24 +76,44 @@ def jupyter_lab(tmp_path):
     ]:
         (settings / "@jupyterlab" / ext).mkdir(parents=True, exist_ok=True)
         (settings / "@jupyterlab" / ext / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
-    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
+    env = dict(
+        os.environ,
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+    )
     port, token = _free_port(), secrets.token_hex(16)
-    log = open(tmp_path / "jupyter.log", "w")
+    log = open(tmp_path / "jupyter.log", "w")  # noqa: SIM115 (open for the process's lifetime)
     proc = subprocess.Popen(
-        [str(JUPYTER), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-         "--LabApp.news_url=None", "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False"]
+        [
+            str(JUPYTER),
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}",
+            "--LabApp.news_url=None",
+            "--LabApp.extension_manager=readonly",
+            "--ServerApp.terminals_enabled=False",
+        ]
         + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited early:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"jupyter lab exited early:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
                     if r.status == 200:
@@ -94,7 +121,9 @@ def jupyter_lab(tmp_path):
             except OSError:
                 pass
             if time.time() > deadline:
-                raise RuntimeError(f"jupyter lab did not start:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"jupyter lab did not start:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         yield base, token, work
     finally:
@@ -151,7 +180,7 @@ def test_positional_explorer_reacts_to_its_slider_in_chromium(jupyter_lab, tmp_p
         from playwright.sync_api import sync_playwright
     except ImportError as exc:  # pragma: no cover - the environment pins playwright
         pytest.skip(f"the playwright Python package is not available: {exc}")
-    base, token, work = jupyter_lab
+    base, token, _work = jupyter_lab
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "browser_05_positional_explorer.png"
     before_disk = NOTEBOOK.read_bytes()
@@ -159,7 +188,9 @@ def test_positional_explorer_reacts_to_its_slider_in_chromium(jupyter_lab, tmp_p
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
-            executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1000},
         )
         try:
@@ -213,6 +244,7 @@ def test_positional_explorer_reacts_to_its_slider_in_chromium(jupyter_lab, tmp_p
     assert after["src"] != before["src"], "moving the slider did not redraw the explorer's figure"
     assert after["text"] != before["text"] and "position 10," not in after["text"], after["text"]
     assert after["slider"] != "10" and f"position {after['slider']}," in after["text"], (
-        f"the figure should show the slider's position {after['slider']}: {after['text']}")
+        f"the figure should show the slider's position {after['slider']}: {after['text']}"
+    )
     assert shot.exists() and shot.stat().st_size > 10_000
     assert NOTEBOOK.read_bytes() == before_disk, "the repository's notebook must not be modified"

@@ -1,10 +1,20 @@
 """The dates translation data set (tfmcourse.data.dates)."""
+
 import datetime as dt
 
 import torch
 
-from tfmcourse.data.dates import (BOS, EOS, FORMATS, PAD, SRC_VOCAB, TGT_VOCAB, DateData, exact_match,
-                                  split_dates)
+from tfmcourse.data.dates import (
+    BOS,
+    EOS,
+    FORMATS,
+    PAD,
+    SRC_VOCAB,
+    TGT_VOCAB,
+    DateData,
+    exact_match,
+    split_dates,
+)
 
 
 def test_formats_write_the_same_date_many_ways():
@@ -55,7 +65,7 @@ def test_batches_are_padded_and_deterministic():
     assert tgt.shape[1] == 12 and (tgt[:, 0] == BOS).all() and (tgt[:, -1] == EOS).all()
     for row, e in zip(src, data.sample_train(32, step=7)):
         n = len(e.source)
-        assert row[n] == EOS and (row[n + 1:] == PAD).all() and SRC_VOCAB.decode(row) == e.source
+        assert row[n] == EOS and (row[n + 1 :] == PAD).all() and SRC_VOCAB.decode(row) == e.source
     src2, _ = data.train_batch(step=7, batch_size=32)
     assert torch.equal(src, src2)
 

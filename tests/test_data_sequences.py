@@ -1,4 +1,5 @@
 """The reversal task of lessons 01-02: seeded, offline, no leakage of held-out lengths."""
+
 from __future__ import annotations
 
 import subprocess
@@ -50,10 +51,17 @@ def test_golden_values_do_not_drift(task):
 
 
 def test_deterministic_across_processes():
-    code = ("from tfmcourse.data.sequences import ReversalTask; "
-            "print(ReversalTask().pairs(3, seed=11))")
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": str(h)}).stdout for h in (1, 2)}
+    code = "from tfmcourse.data.sequences import ReversalTask; print(ReversalTask().pairs(3, seed=11))"
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": str(h)},
+        ).stdout
+        for h in (1, 2)
+    }
     assert len(outs) == 1, "the data must not depend on the process (hash seed)"
 
 
@@ -142,4 +150,4 @@ def test_make_batch_teacher_forcing_layout(task):
         assert v.decode(b.src[i]) == src and (b.src[i, n:] == v.pad_id).all()
         assert b.tgt_in[i, 0] == v.bos_id and v.decode(b.tgt_in[i]) == tgt
         assert b.tgt_out[i, n] == v.eos_id and v.decode(b.tgt_out[i]) == tgt
-        assert torch.equal(b.tgt_in[i, 1:n + 1], b.tgt_out[i, :n]), "tgt_out is tgt_in shifted by one"
+        assert torch.equal(b.tgt_in[i, 1 : n + 1], b.tgt_out[i, :n]), "tgt_out is tgt_in shifted by one"

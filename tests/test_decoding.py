@@ -1,4 +1,5 @@
 """Teacher forcing, label smoothing, greedy and beam decoding (tfmcourse.decoding)."""
+
 import math
 
 import pytest
@@ -59,7 +60,7 @@ def test_greedy_follows_the_plan_and_pads_after_eos():
         if end is None:
             assert EOS not in row and PAD not in row
         else:
-            assert row.index(EOS) == end and all(t == PAD for t in row[end + 1:])
+            assert row.index(EOS) == end and all(t == PAD for t in row[end + 1 :])
 
 
 def test_greedy_stops_once_every_row_is_done():
@@ -72,8 +73,18 @@ def _tiny_transformer():
     from tfmcourse.transformer import Transformer, TransformerConfig
 
     torch.manual_seed(0)
-    cfg = TransformerConfig(13, 11, d_model=24, n_heads=3, num_encoder_layers=2, num_decoder_layers=2,
-                            d_ff=37, dropout=0.0, max_len=32, pad_id=PAD)
+    cfg = TransformerConfig(
+        13,
+        11,
+        d_model=24,
+        n_heads=3,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        d_ff=37,
+        dropout=0.0,
+        max_len=32,
+        pad_id=PAD,
+    )
     return Transformer(cfg).eval()
 
 
@@ -133,7 +144,7 @@ def test_beam_pads_after_eos_and_normalises_length():
     tokens, scores = beam_search(model, src, 9, BOS, EOS, PAD, beam_size=3)
     for row in tokens.tolist():
         if EOS in row:
-            assert all(t == PAD for t in row[row.index(EOS) + 1:])
+            assert all(t == PAD for t in row[row.index(EOS) + 1 :])
     assert torch.isfinite(scores).all() and (scores <= 0).all()
     # the returned score is the mean log-probability per generated token
     with torch.no_grad():
@@ -141,6 +152,6 @@ def test_beam_pads_after_eos_and_normalises_length():
         for b in range(src.shape[0]):
             row = [t for t in tokens[b].tolist() if t != PAD]
             ys = torch.tensor([[BOS] + row])
-            lp = torch.log_softmax(model.decode(ys, mem[b:b + 1], src[b:b + 1])[0, :-1], -1)
+            lp = torch.log_softmax(model.decode(ys, mem[b : b + 1], src[b : b + 1])[0, :-1], -1)
             total = lp.gather(1, torch.tensor(row)[:, None]).sum()
             assert float(scores[b]) == pytest.approx(float(total) / len(row), rel=1e-4)

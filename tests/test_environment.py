@@ -1,4 +1,5 @@
 """One set of pinned versions: requirements.txt, environment.yml, constraints.txt and pyproject agree."""
+
 from __future__ import annotations
 
 import re
@@ -50,7 +51,9 @@ def test_environment_yml_matches_requirements():
 def test_constraints_lock_agrees_with_requirements():
     lock = _pins((ROOT / "constraints.txt").read_text().splitlines())
     for name, version in _requirements().items():
-        assert lock.get(name) == version, f"constraints.txt pins {name}=={lock.get(name)}, requirements {version}"
+        assert lock.get(name) == version, (
+            f"constraints.txt pins {name}=={lock.get(name)}, requirements {version}"
+        )
     assert lock["torch"] == "2.13.0"
 
 

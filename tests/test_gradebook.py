@@ -1,4 +1,5 @@
 """Grading a class: `tfmcourse grade --secure submissions/` → an exact CSV gradebook and JSON details."""
+
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.test_secure_grading import (
-    correct_impls, impl_source, stub_source, write_notebook, wrong_impls,
+    correct_impls,
+    impl_source,
+    stub_source,
+    write_notebook,
+    wrong_impls,
 )
 from tfmcourse.checks import EXERCISES
 from tfmcourse.grading import gradebook
@@ -79,9 +84,26 @@ def graded_class(tmp_path_factory):
     before = tree_digest(subs)
     exe = Path(sys.executable).with_name("tfmcourse")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tfmcourse"]
-    proc = subprocess.run(cmd + ["grade", "--secure", str(subs), "--csv", str(root / "grades.csv"),
-                                 "--json", str(root / "details.json"), "--jobs", "2", "--seed", "12345"],
-                          capture_output=True, text=True, timeout=600, cwd=root)
+    proc = subprocess.run(
+        cmd
+        + [
+            "grade",
+            "--secure",
+            str(subs),
+            "--csv",
+            str(root / "grades.csv"),
+            "--json",
+            str(root / "details.json"),
+            "--jobs",
+            "2",
+            "--seed",
+            "12345",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=root,
+    )
     return dict(root=root, subs=subs, proc=proc, expected=expected, notes=notes, before=before)
 
 
@@ -139,8 +161,10 @@ def test_collect_layout(tmp_path):
     (tmp_path / "b.ipynb").write_text("{}")
     (tmp_path / ".hidden").mkdir()
     subs = gradebook.collect([str(tmp_path)])
-    assert [(s.student, Path(s.path).name, s.problem) for s in subs] == [("a", "06_x.ipynb", None),
-                                                                           ("b", "b.ipynb", None)]
+    assert [(s.student, Path(s.path).name, s.problem) for s in subs] == [
+        ("a", "06_x.ipynb", None),
+        ("b", "b.ipynb", None),
+    ]
 
 
 def test_refuses_to_write_into_the_graded_folder(tmp_path, monkeypatch, capsys):

@@ -1,10 +1,10 @@
 """`tfmcourse grade`: solutions pass, unfilled exercises are not attempted, mistakes are named."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,17 +69,25 @@ def _with_implementation(tmp_path: Path, name: str, code: str) -> Path:
 
 @pytest.mark.slow
 def test_wrong_implementation_is_failed_with_the_named_mistake(tmp_path):
-    path = _with_implementation(tmp_path, "scaled_dot_product_attention", (
-        "def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
-        "    s = q @ k.transpose(-2, -1)\n"
-        "    if attn_mask is not None:\n"
-        "        s = s.masked_fill(attn_mask, float('-inf'))\n"
-        "    w = torch.softmax(s, -1).nan_to_num(0.0)\n"
-        "    return w @ v, w\n"))
+    path = _with_implementation(
+        tmp_path,
+        "scaled_dot_product_attention",
+        (
+            "def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
+            "    s = q @ k.transpose(-2, -1)\n"
+            "    if attn_mask is not None:\n"
+            "        s = s.masked_fill(attn_mask, float('-inf'))\n"
+            "    w = torch.softmax(s, -1).nan_to_num(0.0)\n"
+            "    return w @ v, w\n"
+        ),
+    )
     before = _digest(path)
     out = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "tfmcourse", "grade", str(path), "--json", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfmcourse", "grade", str(path), "--json", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     (nb,) = data["notebooks"]
@@ -96,7 +104,9 @@ def test_wrong_implementation_is_failed_with_the_named_mistake(tmp_path):
 
 @pytest.mark.slow
 def test_syntax_error_in_definition_is_an_error_not_a_crash(tmp_path):
-    path = _with_implementation(tmp_path, "causal_mask", "def causal_mask(T):\n    return torch.ones(T, T).triu(1\n")
+    path = _with_implementation(
+        tmp_path, "causal_mask", "def causal_mask(T):\n    return torch.ones(T, T).triu(1\n"
+    )
     report = grade_notebook(path)
     by = {e.name: e for e in report.exercises}
     assert by["causal_mask"].status == "error" and "NameError" in by["causal_mask"].message
@@ -105,8 +115,11 @@ def test_syntax_error_in_definition_is_an_error_not_a_crash(tmp_path):
 def test_unreadable_notebooks_are_reported_with_exit_status_2(tmp_path):
     bad = tmp_path / "06_broken.ipynb"
     bad.write_text("{ not json")
-    proc = subprocess.run([sys.executable, "-m", "tfmcourse", "grade", str(bad), str(tmp_path / "missing.ipynb")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfmcourse", "grade", str(bad), str(tmp_path / "missing.ipynb")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "not a notebook" in proc.stdout and "no such file" in proc.stdout
 

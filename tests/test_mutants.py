@@ -1,4 +1,5 @@
 """Test the tests: every check passes correct variants, fails stubs and named mistakes."""
+
 from __future__ import annotations
 
 import pytest
@@ -47,7 +48,9 @@ def test_stub_is_not_attempted(name):
 def test_every_exercise_has_a_catalogue(name):
     mine = [m for m in CATALOGUE if m.exercise == name]
     assert any(m.correct for m in mine), f"{name}: no alternative correct implementation in tests/mutants"
-    assert sum(not m.correct for m in mine) >= MIN_WRONG, f"{name}: fewer than {MIN_WRONG} wrong implementations"
+    assert sum(not m.correct for m in mine) >= MIN_WRONG, (
+        f"{name}: fewer than {MIN_WRONG} wrong implementations"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))

@@ -1,4 +1,5 @@
 """Tests of tfmcourse.norms: parity with torch's norms and the properties lesson 03 demonstrates."""
+
 import pytest
 import torch
 from torch import nn
@@ -39,8 +40,9 @@ def test_batch_norm_equals_nn_batchnorm1d_training_mode(shape, eps):
         bn.weight.copy_(gamma)
         bn.bias.copy_(beta)
     flat = x.reshape(-1, C)  # (N, C): nn.BatchNorm1d's statistics over N
-    torch.testing.assert_close(norms.batch_norm(x, gamma, beta, eps), bn(flat).reshape(shape),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        norms.batch_norm(x, gamma, beta, eps), bn(flat).reshape(shape), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_batch_norm_matches_batchnorm1d_on_channels_first_sequence():
@@ -68,7 +70,9 @@ def test_layer_norm_is_scale_and_shift_invariant_per_token():
     gamma, beta = _affine(8)
     y = norms.layer_norm(x, gamma, beta, eps=0.0)
     scale = torch.tensor([[0.1], [3.0], [50.0]])
-    torch.testing.assert_close(norms.layer_norm(x * scale + 7.0, gamma, beta, eps=0.0), y, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        norms.layer_norm(x * scale + 7.0, gamma, beta, eps=0.0), y, rtol=1e-4, atol=1e-4
+    )
 
 
 def test_batch_norm_channel_statistics():
@@ -122,7 +126,9 @@ def test_masked_batch_norm_ignores_pads_and_equals_bn_of_real_tokens():
     real = x[~pad]  # (N_real, C)
     torch.testing.assert_close(y[~pad], norms.batch_norm(real, gamma, beta))
     x_longer, pad_longer = norms.padded_batch([5, 2, 3], T=12, C=4, seed=3)
-    torch.testing.assert_close(norms.masked_batch_norm(x_longer, gamma, beta, pad_longer)[~pad_longer], y[~pad])
+    torch.testing.assert_close(
+        norms.masked_batch_norm(x_longer, gamma, beta, pad_longer)[~pad_longer], y[~pad]
+    )
 
 
 def test_padding_changes_plain_batch_norm_but_not_layer_norm():

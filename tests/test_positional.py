@@ -1,4 +1,5 @@
 """Tests of tfmcourse.positional (lesson 05)."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """Repository hygiene: clean committed notebooks, a side-effect-free package, the CI entry point."""
+
 from __future__ import annotations
 
 import re
@@ -29,7 +30,9 @@ def test_notebook_has_no_widget_state_or_timing_metadata(path):
         md = cell.get("metadata", {})
         assert "execution" not in md and "ExecuteTime" not in md, f"cell {i} carries execution timing"
         for out in cell.get("outputs", []):
-            assert "application/vnd.jupyter.widget-view+json" not in out.get("data", {}), f"cell {i}: widget view"
+            assert "application/vnd.jupyter.widget-view+json" not in out.get("data", {}), (
+                f"cell {i}: widget view"
+            )
             assert out.get("output_type") != "error", f"cell {i} was committed with an error output"
 
 
@@ -42,7 +45,9 @@ def test_exercise_notebooks_have_no_outputs(path):
 
 @pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_lessons_and_solutions_are_committed_executed_in_order(path):
-    counts = [c["execution_count"] for c in _nb(path)["cells"] if c["cell_type"] == "code" and c["source"].strip()]
+    counts = [
+        c["execution_count"] for c in _nb(path)["cells"] if c["cell_type"] == "code" and c["source"].strip()
+    ]
     assert counts and all(isinstance(c, int) for c in counts), "run it with `tfmcourse run` before committing"
     assert counts == sorted(counts), "cells were run out of order: use Restart & Run All (`tfmcourse run`)"
 
@@ -66,12 +71,14 @@ def test_lesson_asserts_its_claims_and_points_to_its_exercise(path):
 
 
 def test_import_has_no_side_effects():
-    code = ("import random, torch; s = torch.get_rng_state(); r = random.getstate();\n"
-            "import tfmcourse, pkgutil, importlib\n"
-            "for m in pkgutil.walk_packages(tfmcourse.__path__, 'tfmcourse.'):\n"
-            "    if m.name != 'tfmcourse.__main__': importlib.import_module(m.name)\n"
-            "assert torch.equal(s, torch.get_rng_state()) and r == random.getstate(), 'import changed an RNG'\n"
-            "assert torch.get_default_dtype() == torch.float32\n")
+    code = (
+        "import random, torch; s = torch.get_rng_state(); r = random.getstate();\n"
+        "import tfmcourse, pkgutil, importlib\n"
+        "for m in pkgutil.walk_packages(tfmcourse.__path__, 'tfmcourse.'):\n"
+        "    if m.name != 'tfmcourse.__main__': importlib.import_module(m.name)\n"
+        "assert torch.equal(s, torch.get_rng_state()) and r == random.getstate(), 'import changed an RNG'\n"
+        "assert torch.get_default_dtype() == torch.float32\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "", f"importing tfmcourse printed: {proc.stdout!r}"
@@ -86,7 +93,9 @@ def test_ci_runs_the_readme_test_command():
 
 def test_no_downloads_at_run_time():
     """No dataset/hub downloads: the course runs offline."""
-    pattern = re.compile(r"torchtext|spacy\.load|urlretrieve|requests\.get|hf_hub|from_pretrained|torch\.hub|https?://\S+\.(zip|tar|gz|pt|bin)")
+    pattern = re.compile(
+        r"torchtext|spacy\.load|urlretrieve|requests\.get|hf_hub|from_pretrained|torch\.hub|https?://\S+\.(zip|tar|gz|pt|bin)"
+    )
     offenders = []
     for path in list((ROOT / "tfmcourse").rglob("*.py")) + LESSONS + SOLUTIONS:
         if pattern.search(path.read_text(encoding="utf-8")):
@@ -95,7 +104,9 @@ def test_no_downloads_at_run_time():
 
 
 def test_make_lab_opens_the_first_lesson():
-    proc = subprocess.run(["make", "-n", "lab", "LAB_ARGS=--no-browser"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["make", "-n", "lab", "LAB_ARGS=--no-browser"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     (line,) = [l for l in proc.stdout.splitlines() if "jupyter lab" in l]
     assert line.endswith("notebooks/00_start_here.ipynb") and "--no-browser" in line

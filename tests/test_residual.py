@@ -1,4 +1,5 @@
 """Tests of tfmcourse.residual: residual_sublayer against torch, and the lesson 04 stacks."""
+
 import pytest
 import torch
 from torch import nn
@@ -28,7 +29,9 @@ def test_matches_torch_transformer_encoder_layer_ff_block(norm_first):
     """residual_sublayer with the feed-forward block equals the ff half of nn.TransformerEncoderLayer."""
     torch.manual_seed(0)
     D, d_ff = 24, 37
-    layer = nn.TransformerEncoderLayer(D, 3, d_ff, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
+    layer = nn.TransformerEncoderLayer(
+        D, 3, d_ff, dropout=0.0, batch_first=True, norm_first=norm_first
+    ).eval()
     ff = nn.Sequential(layer.linear1, nn.ReLU(), layer.linear2)
     x = torch.randn(2, 5, D)
     with torch.no_grad():
@@ -41,7 +44,9 @@ def test_matches_torch_transformer_encoder_layer_ff_block(norm_first):
 def test_full_encoder_layer_built_from_two_residual_sublayers_matches_torch(norm_first):
     torch.manual_seed(1)
     D, H, d_ff = 24, 3, 37
-    layer = nn.TransformerEncoderLayer(D, H, d_ff, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
+    layer = nn.TransformerEncoderLayer(
+        D, H, d_ff, dropout=0.0, batch_first=True, norm_first=norm_first
+    ).eval()
     sa = lambda z: layer.self_attn(z, z, z, need_weights=False)[0]  # noqa: E731
     ff = nn.Sequential(layer.linear1, nn.ReLU(), layer.linear2)
     x = torch.randn(2, 5, D)
@@ -55,7 +60,9 @@ def test_full_encoder_layer_built_from_two_residual_sublayers_matches_torch(norm
 def test_zero_sublayer_pre_ln_is_identity():
     _, norm = _modules()
     x = torch.randn(3, 4, 24) * 5
-    torch.testing.assert_close(R.residual_sublayer(x, lambda z: torch.zeros_like(z), norm, norm_first=True), x)
+    torch.testing.assert_close(
+        R.residual_sublayer(x, lambda z: torch.zeros_like(z), norm, norm_first=True), x
+    )
 
 
 def test_shape_change_is_a_clear_error():

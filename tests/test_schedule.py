@@ -1,4 +1,5 @@
 """The Noam warm-up schedule (tfmcourse.schedule)."""
+
 import math
 
 import pytest
@@ -10,7 +11,7 @@ from tfmcourse.schedule import noam_lr, noam_lr_mistyped, peak_lr
 def test_formula_on_both_branches():
     d, w = 64, 100
     for step in (1, 10, 50, 99, 100, 101, 400, 10_000):
-        want = d ** -0.5 * min(step ** -0.5, step * w ** -1.5)
+        want = d**-0.5 * min(step**-0.5, step * w**-1.5)
         assert noam_lr(step, d, w) == pytest.approx(want, rel=1e-12)
     assert noam_lr(37, d, w, factor=2.5) == pytest.approx(2.5 * noam_lr(37, d, w))
 
@@ -48,7 +49,7 @@ def test_mistyped_form_has_no_warmup_and_is_tiny():
     m = [noam_lr_mistyped(s, d, w) for s in (1, 10, 100, 4000)]
     assert m == sorted(m, reverse=True)  # only decays: no warm-up
     assert math.isinf(noam_lr_mistyped(0, d, w))
-    assert noam_lr(8000, d, w) / noam_lr_mistyped(8000, d, w) == pytest.approx(w ** 1.5)
+    assert noam_lr(8000, d, w) / noam_lr_mistyped(8000, d, w) == pytest.approx(w**1.5)
 
 
 @pytest.mark.parametrize("args", [(1, 0, 10), (1, 64, 0), (-1, 64, 10)])

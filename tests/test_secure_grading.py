@@ -3,6 +3,7 @@
 Notebooks are generated with nbformat from the implementations in tests/mutants
 (their source, via inspect), so these tests cover every exercise that exists.
 """
+
 from __future__ import annotations
 
 import ast
@@ -49,8 +50,12 @@ def impl_source(func, as_name: str) -> str:
             continue
         needed.append(n)
         todo += [x.id for x in ast.walk(top[n]) if isinstance(x, ast.Name)]
-    imports = [ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
-               and not (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("tests"))]
+    imports = [
+        ast.unparse(n)
+        for n in tree.body
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        and not (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("tests"))
+    ]
     defs = []
     for n in tree.body:
         if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in needed:
@@ -61,8 +66,7 @@ def impl_source(func, as_name: str) -> str:
 
 
 def stub_source(name: str) -> str:
-    return (f"def {name}(*args, **kwargs):\n"
-            f"    raise NotImplementedError(\"Exercise: {name}\")\n")
+    return f'def {name}(*args, **kwargs):\n    raise NotImplementedError("Exercise: {name}")\n'
 
 
 def write_notebook(path: Path, codes: dict[str, str], extra_cells: list[str] = (), head: str = "") -> Path:
@@ -144,8 +148,10 @@ def test_every_correct_variant_passes_and_every_wrong_one_fails_in_secure_mode(t
     bad = []
     for name in EXERCISES:
         for m in correct_impls(name)[1:2] + wrong_impls(name)[:2]:
-            path = write_notebook(tmp_path / f"{m.label}" / nb_name(EXERCISES[name].lesson, "m"),
-                                  {name: impl_source(m.impl, name)})
+            path = write_notebook(
+                tmp_path / f"{m.label}" / nb_name(EXERCISES[name].lesson, "m"),
+                {name: impl_source(m.impl, name)},
+            )
             e = by_name(grade(path, seed=SEED))[name]
             if (e.status == "passed") != m.correct:
                 bad.append((m.label, e.status, e.message[:200]))
@@ -154,7 +160,9 @@ def test_every_correct_variant_passes_and_every_wrong_one_fails_in_secure_mode(t
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_unfilled_notebook_scores_zero_not_attempted(lesson, tmp_path):
-    path = write_notebook(tmp_path / nb_name(lesson, "exercise"), {n: stub_source(n) for n in _lesson_names(lesson)})
+    path = write_notebook(
+        tmp_path / nb_name(lesson, "exercise"), {n: stub_source(n) for n in _lesson_names(lesson)}
+    )
     report = grade(path)
     assert report.exercises and report.score == 0
     assert {e.status for e in report.exercises} == {"not attempted"}
@@ -175,12 +183,16 @@ def test_course_exercise_notebooks_score_zero(path):
     report = grade(path)
     assert report.error is None, report.error
     assert report.exercises and report.score == 0
-    assert {e.status for e in report.exercises} == {"not attempted"}, [(e.name, e.reason) for e in report.exercises]
+    assert {e.status for e in report.exercises} == {"not attempted"}, [
+        (e.name, e.reason) for e in report.exercises
+    ]
 
 
 def test_a_definition_missing_from_the_notebook_is_not_attempted(tmp_path):
-    path = write_notebook(tmp_path / "06_partial.ipynb",
-                          {"causal_mask": impl_source(correct_impls("causal_mask")[0].impl, "causal_mask")})
+    path = write_notebook(
+        tmp_path / "06_partial.ipynb",
+        {"causal_mask": impl_source(correct_impls("causal_mask")[0].impl, "causal_mask")},
+    )
     r = by_name(grade(path))
     assert r["causal_mask"].status == "passed"
     assert r["padding_mask"].status == "not attempted" and "not defined" in r["padding_mask"].reason
@@ -200,9 +212,11 @@ def test_in_place_modification_is_seen_across_the_process_boundary(tmp_path):
 # ----------------------------------------------------------------------------- cheating scores zero
 
 WRONG_CAUSAL = "def causal_mask(T):\n    return torch.zeros(T, T, dtype=torch.bool)\n"
-WRONG_SDPA = ("def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
-              "    w = torch.softmax(q @ k.transpose(-2, -1), dim=-1)\n"
-              "    return w @ v, w\n")
+WRONG_SDPA = (
+    "def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
+    "    w = torch.softmax(q @ k.transpose(-2, -1), dim=-1)\n"
+    "    return w @ v, w\n"
+)
 
 
 def _cheat(tmp_path, label, codes, extra=(), head=""):
@@ -210,19 +224,25 @@ def _cheat(tmp_path, label, codes, extra=(), head=""):
 
 
 def test_monkeypatching_allclose_gives_nothing(tmp_path):
-    extra = ["torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
-             "torch.Tensor.__eq__ = lambda *a, **k: True"]
+    extra = [
+        "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
+        "torch.Tensor.__eq__ = lambda *a, **k: True"
+    ]
     code = "torch.allclose = lambda *a, **k: True\n" + WRONG_CAUSAL
-    report = _cheat(tmp_path, "allclose", {"causal_mask": code, "scaled_dot_product_attention": WRONG_SDPA}, extra)
+    report = _cheat(
+        tmp_path, "allclose", {"causal_mask": code, "scaled_dot_product_attention": WRONG_SDPA}, extra
+    )
     assert report.score == 0
     assert by_name(report)["causal_mask"].status == "failed"
     assert "not scaled" in by_name(report)["scaled_dot_product_attention"].message
 
 
 def test_replacing_the_check_function_gives_nothing(tmp_path):
-    extra = ["def check_causal_mask(impl, *, seed=0):\n    print('✓ causal_mask: correct')\n",
-             "import tfmcourse.checks\ntfmcourse.checks.check_causal_mask = lambda *a, **k: None\n"
-             "tfmcourse.checks._core.CheckFailed = Exception"]
+    extra = [
+        "def check_causal_mask(impl, *, seed=0):\n    print('✓ causal_mask: correct')\n",
+        "import tfmcourse.checks\ntfmcourse.checks.check_causal_mask = lambda *a, **k: None\n"
+        "tfmcourse.checks._core.CheckFailed = Exception",
+    ]
     report = _cheat(tmp_path, "replace_check", {"causal_mask": WRONG_CAUSAL}, extra)
     assert by_name(report)["causal_mask"].status == "failed" and report.score == 0
 
@@ -251,11 +271,15 @@ def test_a_tensor_subclass_lying_through_torch_function_gives_nothing(tmp_path):
 def test_importing_the_reference_gives_nothing(tmp_path, how):
     codes = {
         "import": {"padding_mask": "from tfmcourse.masks import padding_mask\n"},
-        "alias": {"padding_mask": "from tfmcourse import masks as _m\n\n"
-                                  "def padding_mask(tokens, pad_id):\n    return _m.padding_mask(tokens, pad_id)\n"},
-        "runtime": {"padding_mask": "import importlib\n\ndef padding_mask(tokens, pad_id):\n"
-                                    "    m = importlib.import_module('tfm' + 'course.masks')\n"
-                                    "    return m.padding_mask(tokens, pad_id)\n"},
+        "alias": {
+            "padding_mask": "from tfmcourse import masks as _m\n\n"
+            "def padding_mask(tokens, pad_id):\n    return _m.padding_mask(tokens, pad_id)\n"
+        },
+        "runtime": {
+            "padding_mask": "import importlib\n\ndef padding_mask(tokens, pad_id):\n"
+            "    m = importlib.import_module('tfm' + 'course.masks')\n"
+            "    return m.padding_mask(tokens, pad_id)\n"
+        },
     }[how]
     e = by_name(_cheat(tmp_path, how, codes))["padding_mask"]
     assert e.status == "failed" and e.points == 0
@@ -264,9 +288,15 @@ def test_importing_the_reference_gives_nothing(tmp_path, how):
 
 def test_printing_a_fake_tick_gives_nothing(tmp_path):
     extra = ["print('✓ causal_mask: correct')\nprint('✓ padding_mask: correct')"]
-    report = _cheat(tmp_path, "fake_tick", {"causal_mask": stub_source("causal_mask"),
-                                            "padding_mask": "def padding_mask(tokens, pad_id):\n"
-                                                            "    print('✓ padding_mask: correct')\n"}, extra)
+    report = _cheat(
+        tmp_path,
+        "fake_tick",
+        {
+            "causal_mask": stub_source("causal_mask"),
+            "padding_mask": "def padding_mask(tokens, pad_id):\n    print('✓ padding_mask: correct')\n",
+        },
+        extra,
+    )
     assert report.score == 0
     assert by_name(report)["causal_mask"].status == "not attempted"
     assert by_name(report)["padding_mask"].status == "failed"
@@ -289,23 +319,30 @@ def _seed0_calls():
 
 def test_hard_coding_the_outputs_of_the_default_seed_gives_nothing(tmp_path, capsys):
     table = {key: (out, w) for key, out, w in _seed0_calls()}
-    code = (f"ANSWERS = {table!r}\n\n"
-            "def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
-            "    key = (round(float(q.sum()), 3), -1 if attn_mask is None else int(attn_mask.sum()))\n"
-            "    out, w = ANSWERS.get(key, ([], []))\n"
-            "    return torch.tensor(out), torch.tensor(w)\n")
+    code = (
+        f"ANSWERS = {table!r}\n\n"
+        "def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
+        "    key = (round(float(q.sum()), 3), -1 if attn_mask is None else int(attn_mask.sum()))\n"
+        "    out, w = ANSWERS.get(key, ([], []))\n"
+        "    return torch.tensor(out), torch.tensor(w)\n"
+    )
     namespace = {"torch": torch}
-    exec(code, namespace)  # noqa: S102 — in a notebook this cheat passes the seed-0 check …
+    exec(code, namespace)
     EXERCISES["scaled_dot_product_attention"].check(namespace["scaled_dot_product_attention"], seed=0)
     assert capsys.readouterr().out.startswith("✓")
     e = by_name(_cheat(tmp_path, "hardcoded", {"scaled_dot_product_attention": code}))  # … not hidden inputs
-    assert e["scaled_dot_product_attention"].status == "failed" and e["scaled_dot_product_attention"].points == 0
+    assert (
+        e["scaled_dot_product_attention"].status == "failed" and e["scaled_dot_product_attention"].points == 0
+    )
 
 
 @pytest.mark.parametrize("how", ["static", "runtime"])
 def test_the_torch_builtin_the_exercise_asks_for_is_rejected(tmp_path, how):
-    call = ("F.scaled_dot_product_attention" if how == "static"
-            else "getattr(F, 'scaled_dot_' + 'product_attention')")
+    call = (
+        "F.scaled_dot_product_attention"
+        if how == "static"
+        else "getattr(F, 'scaled_dot_' + 'product_attention')"
+    )
     code = textwrap.dedent(f"""
         import torch.nn.functional as F
 
@@ -336,12 +373,15 @@ def test_infinite_loop_memory_bomb_and_exit_score_zero_and_never_stop_the_rest(t
     codes = {
         "causal_mask": "def causal_mask(T):\n    while True:\n        pass\n",
         "padding_mask": "def padding_mask(tokens, pad_id):\n    hog = []\n    while True:\n"
-                        "        hog.append(torch.ones(10**7))\n",
+        "        hog.append(torch.ones(10**7))\n",
         "scaled_dot_product_attention": "import os\n\ndef scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
-                                        "    os._exit(0)\n",
+        "    os._exit(0)\n",
     }
-    others = {n: impl_source(correct_impls(n)[0].impl, n) for n in ("split_heads", "merge_heads")
-              if n in EXERCISES and correct_impls(n)}
+    others = {
+        n: impl_source(correct_impls(n)[0].impl, n)
+        for n in ("split_heads", "merge_heads")
+        if n in EXERCISES and correct_impls(n)
+    }
     path = write_notebook(tmp_path / "06_limits.ipynb", {**codes, **others})
     report = grade(path, timeout=4, memory=1200)
     r = by_name(report)
@@ -365,9 +405,14 @@ def test_top_level_statements_never_run(tmp_path):
 # ----------------------------------------------------------------------------- reading files and the CLI
 
 
-@pytest.mark.parametrize("content,expect", [
-    (b"", "empty"), (b"{not json", "not valid notebook JSON"), (b'{"cells": 3}', "not a Jupyter notebook"),
-])
+@pytest.mark.parametrize(
+    "content,expect",
+    [
+        (b"", "empty"),
+        (b"{not json", "not valid notebook JSON"),
+        (b'{"cells": 3}', "not a Jupyter notebook"),
+    ],
+)
 def test_broken_files_are_reported_not_raised(tmp_path, content, expect):
     p = tmp_path / "06_broken.ipynb"
     p.write_bytes(content)
@@ -377,22 +422,32 @@ def test_broken_files_are_reported_not_raised(tmp_path, content, expect):
 
 def test_syntax_error_is_reported_for_that_exercise_only(tmp_path):
     ok = impl_source(correct_impls("causal_mask")[0].impl, "causal_mask")
-    path = write_notebook(tmp_path / "06_syntax.ipynb",
-                          {"causal_mask": ok, "padding_mask": "def padding_mask(tokens, pad_id)\n    return 1\n"})
+    path = write_notebook(
+        tmp_path / "06_syntax.ipynb",
+        {"causal_mask": ok, "padding_mask": "def padding_mask(tokens, pad_id)\n    return 1\n"},
+    )
     r = by_name(grade(path))
     assert r["causal_mask"].status == "passed"
     assert r["padding_mask"].status == "failed" and "syntax" in r["padding_mask"].reason
 
 
 def test_cli_json_has_the_grade_format_plus_a_reason(tmp_path):
-    codes = {"causal_mask": impl_source(correct_impls("causal_mask")[0].impl, "causal_mask"),
-             "padding_mask": stub_source("padding_mask"), "scaled_dot_product_attention": WRONG_SDPA}
+    codes = {
+        "causal_mask": impl_source(correct_impls("causal_mask")[0].impl, "causal_mask"),
+        "padding_mask": stub_source("padding_mask"),
+        "scaled_dot_product_attention": WRONG_SDPA,
+    }
     path = write_notebook(tmp_path / "06_cli.ipynb", codes)
     out = tmp_path / "report.json"
     exe = Path(sys.executable).with_name("tfmcourse")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tfmcourse"]
-    proc = subprocess.run(cmd + ["grade", "--secure", str(path), "--json", str(out), "--timeout", "20"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        cmd + ["grade", "--secure", str(path), "--json", str(out), "--timeout", "20"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "causal_mask" in proc.stdout and "secure mode" in proc.stdout
     data = json.loads(out.read_text())
@@ -409,7 +464,8 @@ def test_no_pickle_on_the_wire():
     for mod in (secure, sandbox, extract, sys.modules["tfmcourse.grading._child"]):
         src = Path(mod.__file__).read_text()
         assert "pickle" not in src.replace("never pickle", "").replace("no pickle", "").replace(
-            "never unpickles", ""), mod.__name__
+            "never unpickles", ""
+        ), mod.__name__
     assert os.path.basename(secure._child.__file__) == "_child.py"
 
 
@@ -432,17 +488,24 @@ def test_only_earlier_lessons_references_may_be_used(tmp_path, how):
     """Lesson 8 may build on tfmcourse.attention.MultiHeadAttention (a lesson-7 exercise); lesson 7 may not."""
     code = {
         "same_lesson": "from tfmcourse.attention import MultiHeadAttention\n",
-        "module": ("from tfmcourse import attention as A\n\n"
-                   "class MultiHeadAttention(getattr(A, 'MultiHead' + 'Attention')):\n    pass\n"),
+        "module": (
+            "from tfmcourse import attention as A\n\n"
+            "class MultiHeadAttention(getattr(A, 'MultiHead' + 'Attention')):\n    pass\n"
+        ),
         "via_globals": _mha_source("sdpa.__globals__['MultiHead' + 'Attention']"),
         "runtime_import": _mha_source(
-            "__import__('importlib').import_module('tfm' + 'course.transformer').MultiHeadAttention"),
+            "__import__('importlib').import_module('tfm' + 'course.transformer').MultiHeadAttention"
+        ),
     }[how]
     path = write_notebook(tmp_path / "07_ref.ipynb", {"MultiHeadAttention": code})
     e = by_name(grade(path))["MultiHeadAttention"]
     assert e.status == "failed" and e.points == 0, (e.status, e.reason, e.message)
-    why = {"same_lesson": "tfmcourse.attention.MultiHeadAttention", "module": "tfmcourse.attention",
-           "via_globals": "KeyError", "runtime_import": "imports tfmcourse"}[how]
+    why = {
+        "same_lesson": "tfmcourse.attention.MultiHeadAttention",
+        "module": "tfmcourse.attention",
+        "via_globals": "KeyError",
+        "runtime_import": "imports tfmcourse",
+    }[how]
     assert why in e.reason + e.message, (e.reason, e.message)
 
 
@@ -496,6 +559,7 @@ def test_processes_started_by_learner_code_are_killed(tmp_path):
     started = [int(x) for x in pids.read_text().split()]
     assert started
     import time
+
     time.sleep(0.5)
     assert not [p for p in started if _alive(p)], "a process the learner started outlived grading"
 
@@ -506,15 +570,19 @@ def test_the_model_given_to_greedy_decode_can_be_used_but_not_reconfigured(tmp_p
     """The scripted model stays in the grader; learner code may call encode/decode, not reshape it."""
     base = impl_source(correct_impls("greedy_decode")[0].impl, "greedy_decode")
     if how == "idiomatic":
-        wrapper = ("def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id):\n"
-                   "    model.eval()\n    params = list(model.parameters())\n"
-                   "    device = params[0].device if params else src.device\n"
-                   "    return _inner(model, src.to(device), max_len, bos_id, eos_id, pad_id)\n")
+        wrapper = (
+            "def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id):\n"
+            "    model.eval()\n    params = list(model.parameters())\n"
+            "    device = params[0].device if params else src.device\n"
+            "    return _inner(model, src.to(device), max_len, bos_id, eos_id, pad_id)\n"
+        )
     else:
-        wrapper = ("def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id):\n"
-                   "    for p in model.parameters():\n        pass\n"
-                   "    model.load_state_dict({})\n"
-                   "    return _inner(model, src, max_len, bos_id, eos_id, pad_id)\n")
+        wrapper = (
+            "def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id):\n"
+            "    for p in model.parameters():\n        pass\n"
+            "    model.load_state_dict({})\n"
+            "    return _inner(model, src, max_len, bos_id, eos_id, pad_id)\n"
+        )
     code = base.replace("\ngreedy_decode = ", "\n_inner = ") + "\n\n" + wrapper
     e = by_name(grade(write_notebook(tmp_path / "09_greedy.ipynb", {"greedy_decode": code})))["greedy_decode"]
     if how == "idiomatic":
@@ -524,11 +592,13 @@ def test_the_model_given_to_greedy_decode_can_be_used_but_not_reconfigured(tmp_p
 
 
 def test_extraction_keeps_only_imports_and_definitions():
-    cells = ["%%time\nimport torch\n!ls\nimport torch.nn.functional as F\nfrom tfmcourse import viz\n"
-             "def f(x):\n    return x\nf(1)\ntorch.allclose = lambda *a, **k: True\n",
-             "%%bash\necho hi",
-             "%matplotlib inline\nEPS = 1e-5\nalias = f\nsq = lambda x: x * x\nmodel = torch.nn.Linear(2, 2)\n"
-             "class A:\n    pass\nfor i in range(3):\n    print(i)\n"]
+    cells = [
+        "%%time\nimport torch\n!ls\nimport torch.nn.functional as F\nfrom tfmcourse import viz\n"
+        "def f(x):\n    return x\nf(1)\ntorch.allclose = lambda *a, **k: True\n",
+        "%%bash\necho hi",
+        "%matplotlib inline\nEPS = 1e-5\nalias = f\nsq = lambda x: x * x\nmodel = torch.nn.Linear(2, 2)\n"
+        "class A:\n    pass\nfor i in range(3):\n    print(i)\n",
+    ]
     ex = extract.extract(cells)
     assert sorted(ex.defs) == ["A", "EPS", "alias", "f", "sq"]
     assert [u.source.strip() for u in ex.imports] == ["import torch", "import torch.nn.functional as F"]

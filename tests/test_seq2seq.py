@@ -1,4 +1,5 @@
 """Reference code of lessons 01-02: parity with torch, masking properties, the models, training."""
+
 from __future__ import annotations
 
 import pytest
@@ -71,9 +72,9 @@ def test_last_hidden_state_equals_packed_gru_final_state(g):
 
 def test_last_hidden_state_validates_lengths():
     out = torch.zeros(2, 5, 3)
-    with pytest.raises(ValueError, match="1..S=5"):
+    with pytest.raises(ValueError, match=r"1\.\.S=5"):
         last_hidden_state(out, torch.tensor([0, 2]))
-    with pytest.raises(ValueError, match="1..S=5"):
+    with pytest.raises(ValueError, match=r"1\.\.S=5"):
         last_hidden_state(out, torch.tensor([6, 2]))
     with pytest.raises(ValueError, match=r"\(B,\)"):
         last_hidden_state(out, torch.tensor([1, 2, 3]))
@@ -85,15 +86,23 @@ def test_last_hidden_state_validates_lengths():
 
 
 def _qkv(g, B=2, S=7, Dq=5, Dk=6, Dv=4, A=3):
-    return (torch.randn(B, Dq, generator=g), torch.randn(B, S, Dk, generator=g), torch.randn(B, S, Dv, generator=g),
-            torch.randn(A, Dq, generator=g), torch.randn(A, Dk, generator=g), torch.randn(A, generator=g))
+    return (
+        torch.randn(B, Dq, generator=g),
+        torch.randn(B, S, Dk, generator=g),
+        torch.randn(B, S, Dv, generator=g),
+        torch.randn(A, Dq, generator=g),
+        torch.randn(A, Dk, generator=g),
+        torch.randn(A, generator=g),
+    )
 
 
 def test_additive_scores_matches_a_loop_and_linear_layers(g):
     q, k, _, Wq, Wk, v = _qkv(g)
     got = additive_scores(q, k, Wq, Wk, v)
     assert got.shape == (2, 7)
-    loop = torch.tensor([[float(v @ torch.tanh(Wq @ q[b] + Wk @ k[b, j])) for j in range(7)] for b in range(2)])
+    loop = torch.tensor(
+        [[float(v @ torch.tanh(Wq @ q[b] + Wk @ k[b, j])) for j in range(7)] for b in range(2)]
+    )
     torch.testing.assert_close(got, loop)
     module = AdditiveAttention(5, 6, 3)
     with torch.no_grad():
@@ -183,8 +192,9 @@ def test_encoder_final_state_is_the_last_real_state(bidirectional):
 @pytest.mark.parametrize("kind", seq2seq.ATTENTION_KINDS)
 def test_model_shapes_and_padding_invariance(kind):
     torch.manual_seed(0)
-    model = Seq2Seq(len(TASK.vocab), emb_size=8, hidden_size=12, attention=kind,
-                    bidirectional=kind is not None).eval()
+    model = Seq2Seq(
+        len(TASK.vocab), emb_size=8, hidden_size=12, attention=kind, bidirectional=kind is not None
+    ).eval()
     b = _batch()
     logits, w = model(b.src, b.src_lengths, b.tgt_in)
     B, S = b.src.shape
@@ -198,8 +208,8 @@ def test_model_shapes_and_padding_invariance(kind):
     # one sample alone (no extra pads) gives the same logits as inside the padded batch
     i = int(b.src_lengths.argmin())
     n = int(b.src_lengths[i])
-    alone, _ = model(b.src[i:i + 1, :n], b.src_lengths[i:i + 1], b.tgt_in[i:i + 1])
-    torch.testing.assert_close(alone, logits[i:i + 1], atol=1e-5, rtol=1e-4)
+    alone, _ = model(b.src[i : i + 1, :n], b.src_lengths[i : i + 1], b.tgt_in[i : i + 1])
+    torch.testing.assert_close(alone, logits[i : i + 1], atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("kind", [None, "additive"])
@@ -257,8 +267,12 @@ def test_context_sensitivity_shape_and_validation():
 
 def test_train_reversal_is_seeded_and_measures_every_length():
     small = ReversalTask(n_symbols=4, train_lengths=(2, 4), max_test_length=6)
-    runs = [seq2seq.train_reversal(kind, hidden_size=8, emb_size=4, task=small, steps=15, batch_size=8,
-                                   per_length=4, progress=False) for kind in (None, None, "additive")]
+    runs = [
+        seq2seq.train_reversal(
+            kind, hidden_size=8, emb_size=4, task=small, steps=15, batch_size=8, per_length=4, progress=False
+        )
+        for kind in (None, None, "additive")
+    ]
     assert runs[0].history.loss == runs[1].history.loss, "same seed, same run"
     for exp in runs:
         assert exp.lengths == [2, 3, 4, 5, 6] and all(0 <= a <= 1 for a in exp.curve())

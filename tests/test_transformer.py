@@ -1,5 +1,8 @@
 """Reference Transformer: parity with torch.nn, independent stacks, incremental decoding, causality."""
+
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -62,13 +65,15 @@ def test_encoder_layer_matches_torch(norm_first):
     x = torch.randn(B, S, D, generator=g) + 0.5
     src_pad, _ = _pads(g)
     for mask in (None, src_pad):
-        torch.testing.assert_close(ours(x, src_key_padding_mask=mask),
-                                   theirs(x, src_key_padding_mask=mask), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            ours(x, src_key_padding_mask=mask), theirs(x, src_key_padding_mask=mask), rtol=1e-4, atol=1e-5
+        )
     # the other direction: torch's randomly initialised layer loaded into ours
     fresh = nn.TransformerEncoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first)
     mine = load_from_torch(EncoderLayer(D, H, F, norm_first=norm_first), fresh)
-    torch.testing.assert_close(mine(x, src_key_padding_mask=src_pad), fresh(x, src_key_padding_mask=src_pad),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        mine(x, src_key_padding_mask=src_pad), fresh(x, src_key_padding_mask=src_pad), rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -83,7 +88,7 @@ def test_decoder_layer_matches_torch_with_unequal_lengths(norm_first):
     kw = dict(tgt_mask=causal_mask(T), tgt_key_padding_mask=tgt_pad, memory_key_padding_mask=src_pad)
     torch.testing.assert_close(ours(y, memory, **kw), theirs(y, memory, **kw), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(ours(y, memory), theirs(y, memory), rtol=1e-4, atol=1e-5)
-    out, w = ours(y, memory, **kw, need_weights=True)
+    _out, w = ours(y, memory, **kw, need_weights=True)
     assert w.shape == (B, H, T, S)
     assert (w[0][..., 4:] == 0).all(), "padded memory positions get exactly zero cross-attention"
     torch.testing.assert_close(w.sum(-1), torch.ones(B, H, T))
@@ -135,8 +140,14 @@ def test_whole_model_matches_nn_transformer(norm_first, tie):
     assert isinstance(twin, nn.Transformer)
     src, tgt = _tokens(g, 11, (B, S), [4, S]), _tokens(g, 13, (B, T), [T, 3])
     x, y = model._embed(src, model.src_embed), model._embed(tgt, model.tgt_embed)
-    out = twin(x, y, tgt_mask=causal_mask(T), src_key_padding_mask=src == 0,
-               tgt_key_padding_mask=tgt == 0, memory_key_padding_mask=src == 0)
+    out = twin(
+        x,
+        y,
+        tgt_mask=causal_mask(T),
+        src_key_padding_mask=src == 0,
+        tgt_key_padding_mask=tgt == 0,
+        memory_key_padding_mask=src == 0,
+    )
     torch.testing.assert_close(model(src, tgt), model.generator(out), rtol=1e-4, atol=1e-5)
     # and back: a fresh model loaded from the twin gives the same logits
     other = Transformer(cfg).eval()
@@ -245,7 +256,7 @@ def test_bad_config_gives_clear_errors(kwargs, match):
 def test_config_is_frozen_and_tiny_has_odd_sizes():
     c = TransformerConfig.tiny()
     assert (c.d_model, c.n_heads, c.d_ff) == (24, 3, 37)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.d_model = 32  # type: ignore[misc]
     assert c.replace(d_model=30).d_model == 30
 
@@ -266,7 +277,9 @@ def test_torch_backed_twin_starts_from_the_same_weights(norm_first):
     ours = Transformer(cfg)
     torch.manual_seed(3)
     theirs = TorchTransformer(cfg)
-    assert isinstance(theirs.encoder, nn.TransformerEncoder) and isinstance(theirs.decoder, nn.TransformerDecoder)
+    assert isinstance(theirs.encoder, nn.TransformerEncoder) and isinstance(
+        theirs.decoder, nn.TransformerDecoder
+    )
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     src, tgt = _tokens(g, 11, (B, S), [4, S]), _tokens(g, 13, (B, T), [T, 3])
     # train mode (dropout 0): torch takes its ordinary path; compare every position

@@ -1,11 +1,12 @@
 """Drive the lesson 05 and 07 explorers from Python: set a control, read ``result``."""
+
 import pytest
 import torch
 
 pytest.importorskip("ipywidgets")
 
-from tfmcourse.positional import sinusoidal_positional_encoding  # noqa: E402
-from tfmcourse.widgets import AttentionExplorer, PositionalEncodingExplorer  # noqa: E402
+from tfmcourse.positional import sinusoidal_positional_encoding
+from tfmcourse.widgets import AttentionExplorer, PositionalEncodingExplorer
 
 PNG = b"\x89PNG"
 

@@ -1,9 +1,10 @@
 """Drive the lesson 03 norm explorer from Python: set a control, read what it computed."""
+
 import pytest
 
 pytest.importorskip("ipywidgets")
 
-from tfmcourse.widgets import NormComparisonExplorer  # noqa: E402
+from tfmcourse.widgets import NormComparisonExplorer
 
 
 def test_initial_result_and_layer_norm_is_always_unaffected():

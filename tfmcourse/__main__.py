@@ -1,4 +1,5 @@
 """``python -m tfmcourse`` is the ``tfmcourse`` command."""
+
 import sys
 
 from tfmcourse.cli import main

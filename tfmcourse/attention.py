@@ -3,6 +3,7 @@
 Masks are boolean with ``True`` = blocked, as in ``torch.nn.MultiheadAttention``.
 A fully blocked row gets all-zero weights and a zero output, never NaN.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,9 +61,7 @@ def scaled_dot_product_attention(
             f"q and k must have the same feature size d: q is {tuple(q.shape)}, k is {tuple(k.shape)}"
         )
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k and v must have the same length S: k is {tuple(k.shape)}, v is {tuple(v.shape)}"
-        )
+        raise ValueError(f"k and v must have the same length S: k is {tuple(k.shape)}, v is {tuple(v.shape)}")
     d = q.shape[-1]
     attn_scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (..., T, S)
     if attn_mask is not None:
@@ -165,22 +164,26 @@ class MultiHeadAttention(nn.Module):
         out = self.out_proj(merge_heads(context))  # (B, T, D)
         return (out, attn_weights) if need_weights else out
 
-    def load_from_torch(self, mha: nn.MultiheadAttention) -> "MultiHeadAttention":
+    def load_from_torch(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
         """Copy the weights of a ``torch.nn.MultiheadAttention`` with the same sizes."""
         D = self.d_model
         if mha.embed_dim != D or mha.num_heads != self.n_heads:
-            raise ValueError(f"sizes differ: torch module has embed_dim={mha.embed_dim}, num_heads={mha.num_heads}; "
-                             f"this one d_model={D}, n_heads={self.n_heads}")
+            raise ValueError(
+                f"sizes differ: torch module has embed_dim={mha.embed_dim}, num_heads={mha.num_heads}; "
+                f"this one d_model={D}, n_heads={self.n_heads}"
+            )
         if mha.in_proj_weight is None:
-            raise ValueError("the torch module has separate kdim/vdim projections; only kdim == vdim == embed_dim is supported")
+            raise ValueError(
+                "the torch module has separate kdim/vdim projections; only kdim == vdim == embed_dim is supported"
+            )
         if (mha.in_proj_bias is None) != (self.q_proj.bias is None):
             raise ValueError("one module has biases and the other does not (bias=...)")
         with torch.no_grad():
             w = mha.in_proj_weight
             for i, lin in enumerate((self.q_proj, self.k_proj, self.v_proj)):
-                lin.weight.copy_(w[i * D:(i + 1) * D])
+                lin.weight.copy_(w[i * D : (i + 1) * D])
                 if lin.bias is not None:
-                    lin.bias.copy_(mha.in_proj_bias[i * D:(i + 1) * D])
+                    lin.bias.copy_(mha.in_proj_bias[i * D : (i + 1) * D])
             self.out_proj.weight.copy_(mha.out_proj.weight)
             if self.out_proj.bias is not None:
                 self.out_proj.bias.copy_(mha.out_proj.bias)

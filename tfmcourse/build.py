@@ -16,6 +16,7 @@ cells) is kept; outputs are cleared. The generated notebook records a hash of
 its cells so that a later build can tell whether a learner has edited it: it
 then refuses to overwrite it (``--force`` keeps a ``.bak.ipynb`` copy).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -76,10 +77,12 @@ def exercise_notebook(solution: nbformat.NotebookNode, solution_path: str) -> nb
     """The exercise notebook generated from a solution notebook."""
     nb = nbformat.v4.new_notebook()
     nb.metadata = nbformat.from_dict({k: v for k, v in solution.metadata.items() if k != "tfmcourse"})
-    nb.cells.append(nbformat.v4.new_markdown_cell(
-        f"<small>Generated from `{solution_path}` by `tfmcourse build` — in the repository, edit the "
-        f"solution and rebuild rather than editing this file. Learners: this copy is yours to fill in.</small>"
-    ))
+    nb.cells.append(
+        nbformat.v4.new_markdown_cell(
+            f"<small>Generated from `{solution_path}` by `tfmcourse build` — in the repository, edit the "
+            f"solution and rebuild rather than editing this file. Learners: this copy is yours to fill in.</small>"
+        )
+    )
     for i, cell in enumerate(solution.cells):
         if "solution-only" in cell.metadata.get("tags", []):
             continue
@@ -162,9 +165,11 @@ def build(root: Path, *, check: bool = False, force: bool = False, out=print) ->
         p.target.write_text(p.text, encoding="utf-8")
         out(f"{rel}: {'written' if p.status == 'new' else 'updated'}")
     for rel in refused:
-        out(f"{rel}: NOT overwritten — it has been edited since it was generated. "
+        out(
+            f"{rel}: NOT overwritten — it has been edited since it was generated. "
             f"Move your work elsewhere, or run `tfmcourse build --force` to regenerate it "
-            f"(your version is then kept as a .bak.ipynb file).")
+            f"(your version is then kept as a .bak.ipynb file)."
+        )
     for p in stray:
         out(f"{p.relative_to(root)}: has no solution notebook in solutions/ (left alone)")
     if not todo:

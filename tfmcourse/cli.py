@@ -1,4 +1,5 @@
 """The ``tfmcourse`` command: ``build``, ``grade``, ``run``."""
+
 from __future__ import annotations
 
 import argparse
@@ -42,24 +43,42 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="generate exercises/ from solutions/")
     b.add_argument("--check", action="store_true", help="only report; exit 1 when exercises/ is out of date")
-    b.add_argument("--force", action="store_true",
-                   help="also regenerate exercise notebooks that were edited (a .bak.ipynb copy is kept)")
+    b.add_argument(
+        "--force",
+        action="store_true",
+        help="also regenerate exercise notebooks that were edited (a .bak.ipynb copy is kept)",
+    )
     b.add_argument("--root", help="the course folder (default: found from the current directory)")
     b.set_defaults(func=_build)
 
     g = sub.add_parser("grade", help="grade notebooks and print a per-exercise table")
-    g.add_argument("paths", nargs="+", metavar="NOTEBOOK",
-                   help="notebooks to grade (with --secure, also folders of submissions/<student>/*.ipynb)")
+    g.add_argument(
+        "paths",
+        nargs="+",
+        metavar="NOTEBOOK",
+        help="notebooks to grade (with --secure, also folders of submissions/<student>/*.ipynb)",
+    )
     g.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    g.add_argument("--timeout", type=float, default=None,
-                   help="seconds allowed per cell (default 600) or, with --secure, per exercise (default 20)")
-    g.add_argument("--secure", action="store_true",
-                   help="grade out of process against hidden randomised inputs (see the instructor guide)")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds allowed per cell (default 600) or, with --secure, per exercise (default 20)",
+    )
+    g.add_argument(
+        "--secure",
+        action="store_true",
+        help="grade out of process against hidden randomised inputs (see the instructor guide)",
+    )
     g.add_argument("--csv", metavar="FILE", help="--secure: write a gradebook, one row per student")
     g.add_argument("--jobs", type=int, default=None, help="--secure: submissions graded in parallel")
     g.add_argument("--memory", type=int, default=None, help="--secure: memory limit per exercise, in MiB")
-    g.add_argument("--seed", type=int, default=None,
-                   help="--secure: seed of the hidden inputs (default: a fresh random seed each run)")
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="--secure: seed of the hidden inputs (default: a fresh random seed each run)",
+    )
     g.set_defaults(func=_grade)
 
     r = sub.add_parser("run", help="(authors) run notebooks top to bottom and save them with clean metadata")

@@ -12,12 +12,12 @@ The decoders work with any object that has ``encode(src) -> memory`` and
 ``tfmcourse.transformer.Transformer``); they recompute the decoder on the
 whole prefix at every step, which is simple and always correct.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -34,7 +34,9 @@ def teacher_forcing_batch(tgt: Tensor) -> tuple[Tensor, Tensor]:
         returns ``decoder_input (B, T-1)`` and ``labels (B, T-1)``.
     """
     if tgt.dim() != 2 or tgt.shape[1] < 2:
-        raise ValueError(f"tgt must be (B, T) with T >= 2 (BOS and at least one token), got {tuple(tgt.shape)}")
+        raise ValueError(
+            f"tgt must be (B, T) with T >= 2 (BOS and at least one token), got {tuple(tgt.shape)}"
+        )
     decoder_input = tgt[:, :-1]  # (B, T-1): BOS … last-but-one
     labels = tgt[:, 1:]  # (B, T-1): the next token at every position
     return decoder_input, labels
@@ -52,7 +54,9 @@ def label_smoothed_loss(logits: Tensor, target: Tensor, smoothing: float, ignore
         logits ``(N, V)``, target ``(N,)`` integer; returns a scalar tensor.
     """
     if logits.dim() != 2 or target.shape != logits.shape[:1]:
-        raise ValueError(f"logits must be (N, V) and target (N,), got {tuple(logits.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"logits must be (N, V) and target (N,), got {tuple(logits.shape)} and {tuple(target.shape)}"
+        )
     if not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"smoothing must be in [0, 1], got {smoothing}")
     log_probs = torch.log_softmax(logits, dim=-1)  # (N, V)
@@ -146,7 +150,7 @@ def beam_search(
         new_len = lengths[:, None] + (~finished[:, None]).float()  # (B*K, 1)
         # rank by the normalised score so finished short and live long hypotheses compete fairly
         ranked = total / new_len.clamp_min(1.0) ** length_penalty  # (B*K, V)
-        top, idx = ranked.reshape(B, K * V).topk(K, dim=-1)  # (B, K)
+        _top, idx = ranked.reshape(B, K * V).topk(K, dim=-1)  # (B, K)
         beam, tok = idx // V, idx % V  # (B, K)
         parent = (torch.arange(B, device=src.device)[:, None] * K + beam).reshape(-1)  # (B*K,)
         seqs = torch.cat([seqs[parent], tok.reshape(-1, 1)], dim=1)  # (B*K, t + 1)
@@ -159,5 +163,7 @@ def beam_search(
     best = score.argmax(dim=-1)  # (B,)
     rows = torch.arange(B, device=src.device) * K + best
     out = _pad_after_eos(seqs[rows, 1:], eos_id, pad_id)  # (B, L)
-    keep = int((out != pad_id).any(dim=0).nonzero().max()) + 1 if bool((out != pad_id).any()) else out.shape[1]
+    keep = (
+        int((out != pad_id).any(dim=0).nonzero().max()) + 1 if bool((out != pad_id).any()) else out.shape[1]
+    )
     return out[:, :keep], score.gather(1, best[:, None]).squeeze(1)

@@ -5,6 +5,7 @@ This is the sense of ``torch.nn.MultiheadAttention`` (``attn_mask``,
 uses the opposite sense (``True`` = may attend); convert with ``~mask`` once,
 where that function is called.
 """
+
 from __future__ import annotations
 
 import torch

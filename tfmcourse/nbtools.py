@@ -7,6 +7,7 @@
 - :func:`from_script` turns a percent-format script (``# %%`` code cells,
   ``# %% [markdown]`` cells) into a notebook: a convenient way to draft one.
 """
+
 from __future__ import annotations
 
 import re
@@ -70,8 +71,12 @@ def execute(path: str | Path, *, timeout: int = 600, save: bool = True) -> nbfor
 
     path = Path(path)
     nb = read(path)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+    )
     client.execute()
     clean(nb)
     if save:

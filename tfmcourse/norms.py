@@ -14,9 +14,10 @@ taken over:
 ``batch_norm`` is the training-mode math of ``nn.BatchNorm1d``;
 ``layer_norm`` equals ``torch.nn.functional.layer_norm`` over the last axis.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -27,11 +28,15 @@ from tfmcourse.masks import causal_mask
 
 def _check_affine(name: str, x: Tensor, gamma: Tensor, beta: Tensor, min_dim: int) -> None:
     if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name}: x must be a floating-point tensor, got {type(x).__name__}"
-                        + (f" of dtype {x.dtype}" if isinstance(x, Tensor) else ""))
+        raise TypeError(
+            f"{name}: x must be a floating-point tensor, got {type(x).__name__}"
+            + (f" of dtype {x.dtype}" if isinstance(x, Tensor) else "")
+        )
     if x.dim() < min_dim:
         want = "(B, ..., C)" if min_dim == 2 else "(..., D)"
-        raise ValueError(f"{name}: x must have at least {min_dim} dimension(s) {want}, got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name}: x must have at least {min_dim} dimension(s) {want}, got shape {tuple(x.shape)}"
+        )
     n = x.shape[-1]
     for pname, p in (("gamma", gamma), ("beta", beta)):
         if not isinstance(p, Tensor) or tuple(p.shape) != (n,):
@@ -68,8 +73,9 @@ def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float = 1e-5) -> Ten
     return (x - mean) / torch.sqrt(var + eps) * gamma + beta
 
 
-def masked_batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, key_padding_mask: Tensor | None = None,
-                      eps: float = 1e-5) -> Tensor:
+def masked_batch_norm(
+    x: Tensor, gamma: Tensor, beta: Tensor, key_padding_mask: Tensor | None = None, eps: float = 1e-5
+) -> Tensor:
     """Batch norm of a padded ``(B, T, C)`` batch whose statistics skip the pads.
 
     The usual fix for pads leaking into the statistics. It still depends on the
@@ -84,8 +90,10 @@ def masked_batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, key_padding_mask: 
     if key_padding_mask is None:
         return batch_norm(x, gamma, beta, eps)
     if key_padding_mask.dtype != torch.bool or tuple(key_padding_mask.shape) != tuple(x.shape[:2]):
-        raise ValueError(f"masked_batch_norm: key_padding_mask must be bool (B, T) = {tuple(x.shape[:2])}, "
-                         f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}")
+        raise ValueError(
+            f"masked_batch_norm: key_padding_mask must be bool (B, T) = {tuple(x.shape[:2])}, "
+            f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+        )
     real = (~key_padding_mask).to(x.dtype)[..., None]  # (B, T, 1)
     n = real.sum()
     if n == 0:
@@ -136,17 +144,22 @@ class TinyCausalDecoder(nn.Module):
         x ``(B, T, D)`` → ``(B, T, D)``.
     """
 
-    def __init__(self, d_model: int = 32, n_heads: int = 4, d_ff: int = 64, n_layers: int = 2,
-                 norm: str = "layer"):
+    def __init__(
+        self, d_model: int = 32, n_heads: int = 4, d_ff: int = 64, n_layers: int = 2, norm: str = "layer"
+    ):
         super().__init__()
         self.layers = nn.ModuleList()
         for _ in range(n_layers):
-            self.layers.append(nn.ModuleDict({
-                "self_attn": MultiHeadAttention(d_model, n_heads),
-                "norm1": make_norm(norm, d_model),
-                "ff": nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Linear(d_ff, d_model)),
-                "norm2": make_norm(norm, d_model),
-            }))
+            self.layers.append(
+                nn.ModuleDict(
+                    {
+                        "self_attn": MultiHeadAttention(d_model, n_heads),
+                        "norm1": make_norm(norm, d_model),
+                        "ff": nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Linear(d_ff, d_model)),
+                        "norm2": make_norm(norm, d_model),
+                    }
+                )
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         mask = causal_mask(x.shape[1], device=x.device)  # (T, T)
@@ -157,8 +170,9 @@ class TinyCausalDecoder(nn.Module):
 
 
 @torch.no_grad()
-def dependence_matrix(fn: Callable[[Tensor], Tensor], x: Tensor, *, scale: float = 1.0,
-                      seed: int = 0) -> Tensor:
+def dependence_matrix(
+    fn: Callable[[Tensor], Tensor], x: Tensor, *, scale: float = 1.0, seed: int = 0
+) -> Tensor:
     """How much output position ``i`` moves when input position ``j`` is changed.
 
     For each ``j``, every sample's token ``j`` is replaced by fresh noise and
@@ -186,8 +200,9 @@ def future_leak(D: Tensor) -> float:
     return float(D.triu(1).max()) if D.shape[0] > 1 else 0.0
 
 
-def padded_batch(lengths: list[int], T: int, C: int, *, seed: int = 0, mean: float = 2.0,
-                 pad_value: float = 0.0) -> tuple[Tensor, Tensor]:
+def padded_batch(
+    lengths: list[int], T: int, C: int, *, seed: int = 0, mean: float = 2.0, pad_value: float = 0.0
+) -> tuple[Tensor, Tensor]:
     """A ``(B, T, C)`` batch of real tokens (non-zero mean) padded with ``pad_value`` to length ``T``.
 
     The real tokens depend only on ``seed`` and the lengths, not on ``T``, so
@@ -208,8 +223,15 @@ def padded_batch(lengths: list[int], T: int, C: int, *, seed: int = 0, mean: flo
     return x, pad
 
 
-def other_samples_effect(norm: Callable[[Tensor], Tensor], batch_size: int, C: int = 16, *,
-                         seq_len: int | None = None, trials: int = 5, seed: int = 0) -> float:
+def other_samples_effect(
+    norm: Callable[[Tensor], Tensor],
+    batch_size: int,
+    C: int = 16,
+    *,
+    seq_len: int | None = None,
+    trials: int = 5,
+    seed: int = 0,
+) -> float:
     """Mean absolute change of sample 0's output when the *other* samples of its batch are redrawn.
 
     Zero for a per-sample norm (layer norm); positive for batch norm, shrinking

@@ -10,6 +10,7 @@ angular frequency ``ω_i = 10000^(-2i/d)`` radians per position. Hence
 - low columns turn fast, high columns slowly, like the bits of a binary
   counter (:func:`binary_codes`, :func:`sign_changes`).
 """
+
 from __future__ import annotations
 
 import math

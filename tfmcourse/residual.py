@@ -9,9 +9,10 @@ every layer is "the identity plus a correction":
 The rest of the module builds the deep stacks the lesson experiments with
 and measures them: per-layer gradient norms, Jacobians, a position probe.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -19,8 +20,12 @@ from torch import Tensor, nn
 from tfmcourse.attention import MultiHeadAttention
 
 
-def residual_sublayer(x: Tensor, sublayer: Callable[[Tensor], Tensor], norm: Callable[[Tensor], Tensor],
-                      norm_first: bool = False) -> Tensor:
+def residual_sublayer(
+    x: Tensor,
+    sublayer: Callable[[Tensor], Tensor],
+    norm: Callable[[Tensor], Tensor],
+    norm_first: bool = False,
+) -> Tensor:
     """One residual sub-layer with layer norm, post-LN (default) or pre-LN.
 
     Shape:
@@ -29,8 +34,10 @@ def residual_sublayer(x: Tensor, sublayer: Callable[[Tensor], Tensor], norm: Cal
     """
     branch = sublayer(norm(x) if norm_first else x)  # (..., D)
     if branch.shape != x.shape:
-        raise ValueError(f"residual_sublayer: the sub-layer changed the shape {tuple(x.shape)} → "
-                         f"{tuple(branch.shape)}; x + sublayer(...) needs the same shape")
+        raise ValueError(
+            f"residual_sublayer: the sub-layer changed the shape {tuple(x.shape)} → "
+            f"{tuple(branch.shape)}; x + sublayer(...) needs the same shape"
+        )
     if norm_first:
         return x + branch  # pre-LN: the identity path is never normalised
     return norm(x + branch)  # post-LN: normalise after the sum
@@ -49,8 +56,16 @@ class DeepStack(nn.Module):
         x ``(N, d_in)`` → ``(N, d_out)``.
     """
 
-    def __init__(self, depth: int, width: int = 64, *, residual: bool, d_in: int | None = None,
-                 d_out: int | None = None, activation: str = "tanh"):
+    def __init__(
+        self,
+        depth: int,
+        width: int = 64,
+        *,
+        residual: bool,
+        d_in: int | None = None,
+        d_out: int | None = None,
+        activation: str = "tanh",
+    ):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
@@ -59,8 +74,9 @@ class DeepStack(nn.Module):
             raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
         self.residual = residual
         self.embed = nn.Linear(d_in, width) if d_in is not None else nn.Identity()
-        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(width, width), acts[activation]())
-                                    for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, width), acts[activation]()) for _ in range(depth)
+        )
         self.head = nn.Linear(width, d_out) if d_out is not None else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -147,12 +163,23 @@ class NormedResidualStack(nn.Module):
         x ``(B, T, D)`` → ``(B, T, D)``.
     """
 
-    def __init__(self, n_layers: int, d_model: int = 64, d_ff: int = 128, n_heads: int = 4, *,
-                 norm_first: bool, attention: bool = True):
+    def __init__(
+        self,
+        n_layers: int,
+        d_model: int = 64,
+        d_ff: int = 128,
+        n_heads: int = 4,
+        *,
+        norm_first: bool,
+        attention: bool = True,
+    ):
         super().__init__()
         self.norm_first = norm_first
-        self.attn = nn.ModuleList(SelfAttentionSublayer(d_model, n_heads) for _ in range(n_layers)) \
-            if attention else None
+        self.attn = (
+            nn.ModuleList(SelfAttentionSublayer(d_model, n_heads) for _ in range(n_layers))
+            if attention
+            else None
+        )
         self.norm_attn = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers)) if attention else None
         self.blocks = nn.ModuleList(FeedForwardSublayer(d_model, d_ff) for _ in range(n_layers))
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
@@ -189,8 +216,9 @@ class AttentionStack(nn.Module):
         return x
 
 
-def linear_probe_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
-                          n_classes: int, ridge: float = 1e-3) -> float:
+def linear_probe_accuracy(
+    train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, n_classes: int, ridge: float = 1e-3
+) -> float:
     """Fit a linear classifier by ridge-regularised least squares on one-hot labels; test accuracy.
 
     A closed-form probe: no training loop, deterministic, and it only asks
@@ -199,6 +227,7 @@ def linear_probe_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test
     Shape:
         train_x ``(N, D)``, train_y ``(N,)`` long, test_x ``(M, D)``, test_y ``(M,)``; returns a float in [0, 1].
     """
+
     def design(z: Tensor) -> Tensor:
         return torch.cat([z.double(), torch.ones(z.shape[0], 1, dtype=torch.float64)], dim=1)  # (N, D+1)
 
@@ -210,8 +239,15 @@ def linear_probe_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test
     return float((pred == test_y).double().mean())
 
 
-def position_probe(features_fn: Callable[[Tensor], Tensor], embed: nn.Embedding, pos: Tensor, *,
-                   n_train: int = 200, n_test: int = 100, seed: int = 0) -> float:
+def position_probe(
+    features_fn: Callable[[Tensor], Tensor],
+    embed: nn.Embedding,
+    pos: Tensor,
+    *,
+    n_train: int = 200,
+    n_test: int = 100,
+    seed: int = 0,
+) -> float:
     """Accuracy of a linear probe that reads each token's *position* from its output features.
 
     Random token sequences are embedded, the (fixed) position vectors ``pos``
@@ -228,5 +264,6 @@ def position_probe(features_fn: Callable[[Tensor], Tensor], embed: nn.Embedding,
         h = features_fn(embed(tokens) + pos)  # (N, T, D)
     y = torch.arange(T).expand(n_train + n_test, T)  # (N, T)
     tr, te = slice(0, n_train), slice(n_train, None)
-    return linear_probe_accuracy(h[tr].reshape(-1, D), y[tr].reshape(-1), h[te].reshape(-1, D),
-                                 y[te].reshape(-1), T)
+    return linear_probe_accuracy(
+        h[tr].reshape(-1, D), y[tr].reshape(-1), h[te].reshape(-1, D), y[te].reshape(-1), T
+    )

@@ -9,6 +9,7 @@ It rises linearly for ``warmup`` steps, peaks at ``step == warmup`` with
 
 (with the optimiser's base ``lr=1.0``, so the multiplier *is* the rate).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ def noam_lr(step: int, d_model: int, warmup_steps: int, factor: float = 1.0) -> 
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
     step = max(step, 1)
-    return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
+    return factor * d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)
 
 
 def noam_lr_mistyped(step: int, d_model: int, warmup_steps: int, factor: float = 1.0) -> float:
@@ -50,7 +51,7 @@ def noam_lr_mistyped(step: int, d_model: int, warmup_steps: int, factor: float =
     _validate(d_model, warmup_steps)
     if step <= 0:
         return math.inf
-    return factor * d_model ** -0.5 * step ** -0.5 * warmup_steps ** -1.5
+    return factor * d_model**-0.5 * step**-0.5 * warmup_steps**-1.5
 
 
 def peak_lr(d_model: int, warmup_steps: int, factor: float = 1.0) -> float:

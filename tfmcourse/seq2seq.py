@@ -16,6 +16,7 @@ The small functions (:func:`rnn_cell`, :func:`last_hidden_state`,
 implementations of the lesson 01-02 exercises; ``masked_softmax`` lives in
 :mod:`tfmcourse.attention`.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,19 +47,32 @@ def _shape(t: Tensor) -> tuple[int, ...]:
 # ---------------------------------------------------------------- lesson 01: the pieces of an RNN
 
 
-def rnn_cell(x: Tensor, h: Tensor, weight_ih: Tensor, weight_hh: Tensor,
-             bias_ih: Tensor | None = None, bias_hh: Tensor | None = None) -> Tensor:
+def rnn_cell(
+    x: Tensor,
+    h: Tensor,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor | None = None,
+    bias_hh: Tensor | None = None,
+) -> Tensor:
     """One step of a tanh RNN: ``h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)`` (as ``nn.RNNCell``).
 
     Shape:
         x ``(B, I)``, h ``(B, H)``, weight_ih ``(H, I)``, weight_hh ``(H, H)``,
         bias_ih and bias_hh ``(H,)`` or None; returns ``(B, H)``.
     """
-    _need(x.dim() == 2 and h.dim() == 2, f"rnn_cell: x and h must be (B, I) and (B, H), got {_shape(x)} and {_shape(h)}")
+    _need(
+        x.dim() == 2 and h.dim() == 2,
+        f"rnn_cell: x and h must be (B, I) and (B, H), got {_shape(x)} and {_shape(h)}",
+    )
     _need(x.shape[0] == h.shape[0], f"rnn_cell: x {_shape(x)} and h {_shape(h)} disagree on the batch size B")
     H, I = h.shape[1], x.shape[1]
-    _need(_shape(weight_ih) == (H, I), f"rnn_cell: weight_ih must be (H, I) = {(H, I)}, got {_shape(weight_ih)}")
-    _need(_shape(weight_hh) == (H, H), f"rnn_cell: weight_hh must be (H, H) = {(H, H)}, got {_shape(weight_hh)}")
+    _need(
+        _shape(weight_ih) == (H, I), f"rnn_cell: weight_ih must be (H, I) = {(H, I)}, got {_shape(weight_ih)}"
+    )
+    _need(
+        _shape(weight_hh) == (H, H), f"rnn_cell: weight_hh must be (H, H) = {(H, H)}, got {_shape(weight_hh)}"
+    )
     pre = x @ weight_ih.T + h @ weight_hh.T  # (B, H)
     for b in (bias_ih, bias_hh):
         if b is not None:
@@ -78,9 +92,13 @@ def last_hidden_state(outputs: Tensor, lengths: Tensor) -> Tensor:
     B, S, H = outputs.shape
     lengths = torch.as_tensor(lengths)
     _need(_shape(lengths) == (B,), f"last_hidden_state: lengths must be (B,) = ({B},), got {_shape(lengths)}")
-    _need(not lengths.is_floating_point(), f"last_hidden_state: lengths must be integers, got {lengths.dtype}")
-    _need(bool(((lengths >= 1) & (lengths <= S)).all()),
-          f"last_hidden_state: every length must be in 1..S={S}, got {lengths.tolist()}")
+    _need(
+        not lengths.is_floating_point(), f"last_hidden_state: lengths must be integers, got {lengths.dtype}"
+    )
+    _need(
+        bool(((lengths >= 1) & (lengths <= S)).all()),
+        f"last_hidden_state: every length must be in 1..S={S}, got {lengths.tolist()}",
+    )
     index = (lengths.to(outputs.device).long() - 1).view(B, 1, 1).expand(B, 1, H)  # (B, 1, H)
     return outputs.gather(1, index).squeeze(1)  # (B, H)
 
@@ -91,7 +109,10 @@ def last_hidden_state(outputs: Tensor, lengths: Tensor) -> Tensor:
 def _check_qk(name: str, query: Tensor, keys: Tensor) -> None:
     _need(query.dim() == 2, f"{name}: query must be (B, Dq), got {_shape(query)}")
     _need(keys.dim() == 3, f"{name}: keys must be (B, S, Dk), got {_shape(keys)}")
-    _need(query.shape[0] == keys.shape[0], f"{name}: query {_shape(query)} and keys {_shape(keys)} disagree on B")
+    _need(
+        query.shape[0] == keys.shape[0],
+        f"{name}: query {_shape(query)} and keys {_shape(keys)} disagree on B",
+    )
 
 
 def additive_scores(query: Tensor, keys: Tensor, W_query: Tensor, W_key: Tensor, v: Tensor) -> Tensor:
@@ -104,10 +125,14 @@ def additive_scores(query: Tensor, keys: Tensor, W_query: Tensor, W_key: Tensor,
     _check_qk("additive_scores", query, keys)
     A = v.shape[0] if v.dim() == 1 else -1
     _need(v.dim() == 1, f"additive_scores: v must be (A,), got {_shape(v)}")
-    _need(_shape(W_query) == (A, query.shape[1]),
-          f"additive_scores: W_query must be (A, Dq) = {(A, query.shape[1])}, got {_shape(W_query)}")
-    _need(_shape(W_key) == (A, keys.shape[2]),
-          f"additive_scores: W_key must be (A, Dk) = {(A, keys.shape[2])}, got {_shape(W_key)}")
+    _need(
+        _shape(W_query) == (A, query.shape[1]),
+        f"additive_scores: W_query must be (A, Dq) = {(A, query.shape[1])}, got {_shape(W_query)}",
+    )
+    _need(
+        _shape(W_key) == (A, keys.shape[2]),
+        f"additive_scores: W_key must be (A, Dk) = {(A, keys.shape[2])}, got {_shape(W_key)}",
+    )
     q = query @ W_query.T  # (B, A)
     k = keys @ W_key.T  # (B, S, A)
     return torch.tanh(q[:, None, :] + k) @ v  # (B, S)
@@ -120,8 +145,10 @@ def dot_scores(query: Tensor, keys: Tensor) -> Tensor:
         query ``(B, D)``, keys ``(B, S, D)``; returns ``(B, S)``.
     """
     _check_qk("dot_scores", query, keys)
-    _need(query.shape[1] == keys.shape[2],
-          f"dot_scores: query and keys need the same size, got Dq={query.shape[1]} and Dk={keys.shape[2]}")
+    _need(
+        query.shape[1] == keys.shape[2],
+        f"dot_scores: query and keys need the same size, got Dq={query.shape[1]} and Dk={keys.shape[2]}",
+    )
     return (keys @ query[:, :, None]).squeeze(-1)  # (B, S)
 
 
@@ -132,24 +159,37 @@ def general_scores(query: Tensor, keys: Tensor, W: Tensor) -> Tensor:
         query ``(B, Dq)``, keys ``(B, S, Dk)``, W ``(Dq, Dk)``; returns ``(B, S)``.
     """
     _check_qk("general_scores", query, keys)
-    _need(_shape(W) == (query.shape[1], keys.shape[2]),
-          f"general_scores: W must be (Dq, Dk) = {(query.shape[1], keys.shape[2])}, got {_shape(W)}")
+    _need(
+        _shape(W) == (query.shape[1], keys.shape[2]),
+        f"general_scores: W must be (Dq, Dk) = {(query.shape[1], keys.shape[2])}, got {_shape(W)}",
+    )
     return dot_scores(query @ W, keys)  # (B, S)
 
 
 def _attend(scores: Tensor, values: Tensor, key_padding_mask: Tensor | None) -> tuple[Tensor, Tensor]:
-    _need(values.dim() == 3 and values.shape[:2] == scores.shape,
-          f"values must be (B, S, Dv) with (B, S) = {_shape(scores)}, got {_shape(values)}")
+    _need(
+        values.dim() == 3 and values.shape[:2] == scores.shape,
+        f"values must be (B, S, Dv) with (B, S) = {_shape(scores)}, got {_shape(values)}",
+    )
     if key_padding_mask is not None:
-        _need(_shape(key_padding_mask) == _shape(scores),
-              f"key_padding_mask must be (B, S) = {_shape(scores)}, got {_shape(key_padding_mask)}")
+        _need(
+            _shape(key_padding_mask) == _shape(scores),
+            f"key_padding_mask must be (B, S) = {_shape(scores)}, got {_shape(key_padding_mask)}",
+        )
     weights = masked_softmax(scores, key_padding_mask)  # (B, S)
     context = (weights[:, None, :] @ values).squeeze(1)  # (B, Dv)
     return context, weights
 
 
-def bahdanau_attention(query: Tensor, keys: Tensor, values: Tensor, W_query: Tensor, W_key: Tensor,
-                       v: Tensor, key_padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def bahdanau_attention(
+    query: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    W_query: Tensor,
+    W_key: Tensor,
+    v: Tensor,
+    key_padding_mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """Additive attention: energies → softmax over the unmasked keys → weighted sum of the values.
 
     Shape:
@@ -168,8 +208,9 @@ class _ScoredAttention(nn.Module):
     def scores(self, query: Tensor, keys: Tensor) -> Tensor:  # (B, S)
         raise NotImplementedError
 
-    def forward(self, query: Tensor, keys: Tensor, values: Tensor,
-                key_padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, query: Tensor, keys: Tensor, values: Tensor, key_padding_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Returns ``context (B, Dv)`` and ``weights (B, S)``."""
         return _attend(self.scores(query, keys), values, key_padding_mask)
 
@@ -181,7 +222,9 @@ class AdditiveAttention(_ScoredAttention):
         super().__init__()
         self.W_query = nn.Linear(query_size, attn_size, bias=False)
         self.W_key = nn.Linear(key_size, attn_size, bias=False)
-        self.v = nn.Parameter(torch.empty(attn_size).uniform_(-1 / math.sqrt(attn_size), 1 / math.sqrt(attn_size)))
+        self.v = nn.Parameter(
+            torch.empty(attn_size).uniform_(-1 / math.sqrt(attn_size), 1 / math.sqrt(attn_size))
+        )
 
     def scores(self, query: Tensor, keys: Tensor) -> Tensor:
         return additive_scores(query, keys, self.W_query.weight, self.W_key.weight, self.v)
@@ -192,7 +235,10 @@ class DotAttention(_ScoredAttention):
 
     def __init__(self, query_size: int, key_size: int, attn_size: int | None = None):
         super().__init__()
-        _need(query_size == key_size, f"dot attention needs query_size == key_size, got {query_size} and {key_size}")
+        _need(
+            query_size == key_size,
+            f"dot attention needs query_size == key_size, got {query_size} and {key_size}",
+        )
 
     def scores(self, query: Tensor, keys: Tensor) -> Tensor:
         return dot_scores(query, keys)
@@ -215,19 +261,28 @@ class GeneralAttention(_ScoredAttention):
 class Memory(NamedTuple):
     """What the encoder hands the decoder."""
 
-    states: Tensor      # (B, S, H): h_1 … h_S (zeros at pads)
-    final: Tensor       # (B, H): the fixed context, the state after each source's last real token
-    pad_mask: Tensor    # (B, S) bool, True at pads
+    states: Tensor  # (B, S, H): h_1 … h_S (zeros at pads)
+    final: Tensor  # (B, H): the fixed context, the state after each source's last real token
+    pad_mask: Tensor  # (B, S) bool, True at pads
 
 
 class Encoder(nn.Module):
     """Embedding + GRU over the padded source (packed, so pads never enter a state)."""
 
-    def __init__(self, vocab_size: int, emb_size: int, hidden_size: int, *, bidirectional: bool = False,
-                 pad_id: int = 0):
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_size: int,
+        hidden_size: int,
+        *,
+        bidirectional: bool = False,
+        pad_id: int = 0,
+    ):
         super().__init__()
         dirs = 2 if bidirectional else 1
-        _need(hidden_size % dirs == 0, f"a bidirectional encoder needs an even hidden_size, got {hidden_size}")
+        _need(
+            hidden_size % dirs == 0, f"a bidirectional encoder needs an even hidden_size, got {hidden_size}"
+        )
         self.pad_id = pad_id
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=pad_id)
         self.rnn = nn.GRU(emb_size, hidden_size // dirs, batch_first=True, bidirectional=bidirectional)
@@ -243,7 +298,9 @@ class Encoder(nn.Module):
         out, h_n = self.rnn(packed)  # h_n (dirs, B, H/dirs)
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=S)  # (B, S, H)
         final = h_n.transpose(0, 1).reshape(B, -1)  # (B, H): [forward last ; backward first]
-        pad_mask = torch.arange(S, device=src.device)[None, :] >= src_lengths.to(src.device)[:, None]  # (B, S)
+        pad_mask = (
+            torch.arange(S, device=src.device)[None, :] >= src_lengths.to(src.device)[:, None]
+        )  # (B, S)
         return Memory(states, final, pad_mask)
 
 
@@ -253,7 +310,8 @@ def make_attention(kind: str | None, query_size: int, key_size: int, attn_size: 
     if kind is None:
         return None
     return {"additive": AdditiveAttention, "dot": DotAttention, "general": GeneralAttention}[kind](
-        query_size, key_size, attn_size)
+        query_size, key_size, attn_size
+    )
 
 
 class Seq2Seq(nn.Module):
@@ -271,12 +329,24 @@ class Seq2Seq(nn.Module):
         ``forward`` returns logits ``(B, T, V)`` and weights ``(B, T, S)`` (None without attention).
     """
 
-    def __init__(self, vocab_size: int, *, emb_size: int = 16, hidden_size: int = 32,
-                 attention: str | None = None, attn_size: int | None = None,
-                 bidirectional: bool = False, pad_id: int = 0, bos_id: int = 1, eos_id: int = 2):
+    def __init__(
+        self,
+        vocab_size: int,
+        *,
+        emb_size: int = 16,
+        hidden_size: int = 32,
+        attention: str | None = None,
+        attn_size: int | None = None,
+        bidirectional: bool = False,
+        pad_id: int = 0,
+        bos_id: int = 1,
+        eos_id: int = 2,
+    ):
         super().__init__()
-        _need(vocab_size > 3 and emb_size > 0 and hidden_size > 0,
-              f"vocab_size (>3), emb_size and hidden_size must be positive, got {vocab_size}, {emb_size}, {hidden_size}")
+        _need(
+            vocab_size > 3 and emb_size > 0 and hidden_size > 0,
+            f"vocab_size (>3), emb_size and hidden_size must be positive, got {vocab_size}, {emb_size}, {hidden_size}",
+        )
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         self.kind = attention
         self.encoder = Encoder(vocab_size, emb_size, hidden_size, bidirectional=bidirectional, pad_id=pad_id)
@@ -304,8 +374,10 @@ class Seq2Seq(nn.Module):
         return logits, s, w
 
     def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor | None]:
-        _need(tgt_in.dim() == 2 and tgt_in.shape[0] == src.shape[0],
-              f"tgt_in must be (B, T) with B={src.shape[0]}, got {_shape(tgt_in)}")
+        _need(
+            tgt_in.dim() == 2 and tgt_in.shape[0] == src.shape[0],
+            f"tgt_in must be (B, T) with B={src.shape[0]}, got {_shape(tgt_in)}",
+        )
         memory = self.encode(src, src_lengths)
         s = self.initial_state(memory)
         logits, weights = [], []
@@ -347,8 +419,9 @@ class Seq2Seq(nn.Module):
 def sequence_loss(model: Seq2Seq, batch: Batch) -> Tensor:
     """Teacher-forced cross-entropy over the real target tokens (pads ignored)."""
     logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1),
-                           ignore_index=model.pad_id)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1), ignore_index=model.pad_id
+    )
 
 
 @torch.no_grad()
@@ -376,7 +449,7 @@ class Experiment:
     """A trained model with its loss history and its accuracy by source length."""
 
     model: Seq2Seq
-    history: object          # tfmcourse.train.History
+    history: object  # tfmcourse.train.History
     accuracy: dict[int, float]
     task: ReversalTask
 
@@ -391,10 +464,21 @@ class Experiment:
         return sum(self.accuracy[L] for L in lengths) / len(lengths)
 
 
-def train_reversal(attention: str | None = None, *, hidden_size: int = 32, emb_size: int = 16,
-                   bidirectional: bool = False, task: ReversalTask | None = None, steps: int = 300,
-                   batch_size: int = 64, lr: float = 1e-2, seed: int = 0, per_length: int = 64,
-                   progress: bool = True, desc: str | None = None) -> Experiment:
+def train_reversal(
+    attention: str | None = None,
+    *,
+    hidden_size: int = 32,
+    emb_size: int = 16,
+    bidirectional: bool = False,
+    task: ReversalTask | None = None,
+    steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 1e-2,
+    seed: int = 0,
+    per_length: int = 64,
+    progress: bool = True,
+    desc: str | None = None,
+) -> Experiment:
     """Train a fixed-context (``attention=None``) or attention model on reversal; measure it by length.
 
     Training data are fresh seeded batches with lengths in ``task.train_lengths``
@@ -406,16 +490,25 @@ def train_reversal(attention: str | None = None, *, hidden_size: int = 32, emb_s
 
     task = task or ReversalTask()
     torch.manual_seed(seed)
-    model = Seq2Seq(len(task.vocab), emb_size=emb_size, hidden_size=hidden_size, attention=attention,
-                    bidirectional=bidirectional, pad_id=task.vocab.pad_id, bos_id=task.vocab.bos_id,
-                    eos_id=task.vocab.eos_id)
+    model = Seq2Seq(
+        len(task.vocab),
+        emb_size=emb_size,
+        hidden_size=hidden_size,
+        attention=attention,
+        bidirectional=bidirectional,
+        pad_id=task.vocab.pad_id,
+        bos_id=task.vocab.bos_id,
+        eos_id=task.vocab.eos_id,
+    )
 
     def batches(step: int) -> Batch:
         return make_batch(task.pairs(batch_size, seed=seed * 1_000_003 + step), task.vocab)
 
     label = desc or f"{attention or 'fixed context'}, hidden {hidden_size}"
     with one_thread():
-        history = train(model, batches, sequence_loss, steps=steps, lr=lr, seed=seed, progress=progress, desc=label)
+        history = train(
+            model, batches, sequence_loss, steps=steps, lr=lr, seed=seed, progress=progress, desc=label
+        )
         accuracy = accuracy_by_length(model, task.test_set(per_length), task.vocab)
     return Experiment(model, history, accuracy, task)
 
@@ -430,7 +523,9 @@ def context_sensitivity(model: Seq2Seq, src: Tensor, src_lengths: Tensor) -> Ten
     Shape:
         src ``(B, S)``, src_lengths ``(B,)`` all equal to ``S``; returns ``(S,)``.
     """
-    _need(bool((src_lengths == src.shape[1]).all()), "context_sensitivity: use sources of one length, unpadded")
+    _need(
+        bool((src_lengths == src.shape[1]).all()), "context_sensitivity: use sources of one length, unpadded"
+    )
     was = model.training
     model.eval()
     with one_thread():

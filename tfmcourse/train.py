@@ -3,14 +3,16 @@
 >>> history = train(model, get_batch, loss_fn, steps=300, lr=3e-3)
 >>> plot_history(history)            # tfmcourse.viz
 """
+
 from __future__ import annotations
 
 import contextlib
 import itertools
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -86,13 +88,41 @@ def train(
     ``single_thread`` trains on one CPU thread (see :func:`one_thread`).
     """
     with one_thread() if single_thread else contextlib.nullcontext():
-        return _train(model, batches, loss_fn, steps=steps, lr=lr, optimizer=optimizer, scheduler=scheduler,
-                      clip=clip, seed=seed, evaluate=evaluate, eval_every=eval_every, stop_when=stop_when,
-                      progress=progress, desc=desc)
+        return _train(
+            model,
+            batches,
+            loss_fn,
+            steps=steps,
+            lr=lr,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            clip=clip,
+            seed=seed,
+            evaluate=evaluate,
+            eval_every=eval_every,
+            stop_when=stop_when,
+            progress=progress,
+            desc=desc,
+        )
 
 
-def _train(model, batches, loss_fn, *, steps, lr, optimizer, scheduler, clip, seed, evaluate, eval_every,
-           stop_when, progress, desc) -> History:
+def _train(
+    model,
+    batches,
+    loss_fn,
+    *,
+    steps,
+    lr,
+    optimizer,
+    scheduler,
+    clip,
+    seed,
+    evaluate,
+    eval_every,
+    stop_when,
+    progress,
+    desc,
+) -> History:
     if steps <= 0:
         raise ValueError(f"steps must be positive, got {steps}")
     if seed is not None:
@@ -137,10 +167,9 @@ def _train(model, batches, loss_fn, *, steps, lr, optimizer, scheduler, clip, se
         hist.lr.append(opt.param_groups[0]["lr"])
         if step % 10 == 0:
             bar.set_postfix(loss=f"{hist.smoothed_loss(10)[-1]:.3f}")
-        if eval_every and step % eval_every == 0 and step != steps:
-            if run_eval(step):
-                stopped = True
-                break
+        if eval_every and step % eval_every == 0 and step != steps and run_eval(step):
+            stopped = True
+            break
     bar.close()
     if not stopped and evaluate is not None:
         run_eval(hist.step[-1])

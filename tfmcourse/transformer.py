@@ -12,6 +12,7 @@ and :func:`load_from_torch`).
 >>> logits, cross = model.decode(tgt_in, memory, src, need_weights=True)   # cross: [(B, H, T, S)] per layer
 >>> step_logits, cache = model.decode_step(tokens, memory, src, cache)     # incremental decoding
 """
+
 from __future__ import annotations
 
 import math
@@ -25,9 +26,20 @@ from tfmcourse.masks import causal_mask, padding_mask
 from tfmcourse.positional import sinusoidal_positional_encoding
 
 __all__ = [
-    "FeedForward", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TransformerConfig",
-    "Transformer", "TorchTransformer", "DecoderCache", "base_config", "count_model_parameters", "to_torch",
-    "load_from_torch", "weights_from_torch",
+    "Decoder",
+    "DecoderCache",
+    "DecoderLayer",
+    "Encoder",
+    "EncoderLayer",
+    "FeedForward",
+    "TorchTransformer",
+    "Transformer",
+    "TransformerConfig",
+    "base_config",
+    "count_model_parameters",
+    "load_from_torch",
+    "to_torch",
+    "weights_from_torch",
 ]
 
 
@@ -65,8 +77,7 @@ class EncoderLayer(nn.Module):
         x ``(B, S, D)``; src_key_padding_mask ``(B, S)`` bool, True at pads; returns ``(B, S, D)``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0,
-                 norm_first: bool = False):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_first: bool = False):
         super().__init__()
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
@@ -106,8 +117,7 @@ class DecoderLayer(nn.Module):
         ``(B, T, D)`` and, with ``need_weights=True``, the cross-attention weights ``(B, H, T, S)``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0,
-                 norm_first: bool = False):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_first: bool = False):
         super().__init__()
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
@@ -120,9 +130,15 @@ class DecoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
 
-    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
-                tgt_key_padding_mask: Tensor | None = None,
-                memory_key_padding_mask: Tensor | None = None, need_weights: bool = False):
+    def forward(
+        self,
+        y: Tensor,
+        memory: Tensor,
+        tgt_mask: Tensor | None = None,
+        tgt_key_padding_mask: Tensor | None = None,
+        memory_key_padding_mask: Tensor | None = None,
+        need_weights: bool = False,
+    ):
         x = y
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask)
@@ -141,8 +157,9 @@ class DecoderLayer(nn.Module):
 
     def _mha_block(self, x: Tensor, memory: Tensor, key_padding_mask: Tensor | None):
         # queries from the decoder, keys and values from the encoder's memory
-        out, weights = self.cross_attn(x, memory, memory, key_padding_mask=key_padding_mask,
-                                       need_weights=True)
+        out, weights = self.cross_attn(
+            x, memory, memory, key_padding_mask=key_padding_mask, need_weights=True
+        )
         return self.dropout2(out), weights
 
     def _ff_block(self, x: Tensor) -> Tensor:
@@ -150,10 +167,15 @@ class DecoderLayer(nn.Module):
 
     # ---- incremental decoding: the same computation, reusing past keys and values
 
-    def forward_step(self, y_new: Tensor, memory_kv: tuple[Tensor, Tensor],
-                     past_kv: tuple[Tensor, Tensor] | None, attn_mask: Tensor | None,
-                     tgt_key_padding_mask: Tensor | None,
-                     memory_key_padding_mask: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward_step(
+        self,
+        y_new: Tensor,
+        memory_kv: tuple[Tensor, Tensor],
+        past_kv: tuple[Tensor, Tensor] | None,
+        attn_mask: Tensor | None,
+        tgt_key_padding_mask: Tensor | None,
+        memory_key_padding_mask: Tensor | None,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Process only the ``n`` newest target positions, attending to cached keys/values.
 
         Shape:
@@ -169,13 +191,15 @@ class DecoderLayer(nn.Module):
         sa = self.dropout1(_attend(self.self_attn, h, k, v, attn_mask, tgt_key_padding_mask)[0])
         if self.norm_first:
             x = x + sa
-            x = x + self.dropout2(_attend(self.cross_attn, self.norm2(x), *memory_kv, None,
-                                          memory_key_padding_mask)[0])
+            x = x + self.dropout2(
+                _attend(self.cross_attn, self.norm2(x), *memory_kv, None, memory_key_padding_mask)[0]
+            )
             x = x + self._ff_block(self.norm3(x))
         else:
             x = self.norm1(x + sa)
-            x = self.norm2(x + self.dropout2(_attend(self.cross_attn, x, *memory_kv, None,
-                                                     memory_key_padding_mask)[0]))
+            x = self.norm2(
+                x + self.dropout2(_attend(self.cross_attn, x, *memory_kv, None, memory_key_padding_mask)[0])
+            )
             x = self.norm3(x + self._ff_block(x))
         return x, (k, v)
 
@@ -185,8 +209,14 @@ def _keys_values(mha: MultiHeadAttention, x: Tensor) -> tuple[Tensor, Tensor]:
     return split_heads(mha.k_proj(x), mha.n_heads), split_heads(mha.v_proj(x), mha.n_heads)
 
 
-def _attend(mha: MultiHeadAttention, query: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None,
-            key_padding_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+def _attend(
+    mha: MultiHeadAttention,
+    query: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Tensor | None,
+    key_padding_mask: Tensor | None,
+) -> tuple[Tensor, Tensor]:
     """``mha`` applied to ``query`` with keys/values already projected (as in its forward)."""
     q = split_heads(mha.q_proj(query), mha.n_heads)  # (B, H, n, d_head)
     attn_scores = q @ k.transpose(-2, -1) / math.sqrt(mha.d_head)  # (B, H, n, L)
@@ -214,13 +244,21 @@ class Encoder(nn.Module):
         x ``(B, S, D)``; src_key_padding_mask ``(B, S)``; returns ``(B, S, D)``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, num_layers: int, dropout: float = 0.0,
-                 norm_first: bool = False):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        num_layers: int,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+    ):
         super().__init__()
         # N fresh layers: independent parameters, independently initialised
         # (nn.ModuleList([layer] * N) would be one layer, with its parameters, applied N times)
-        self.layers = nn.ModuleList([EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first)
-                                     for _ in range(num_layers)])
+        self.layers = nn.ModuleList(
+            [EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first) for _ in range(num_layers)]
+        )
         self.norm = nn.LayerNorm(d_model) if norm_first else None
 
     def forward(self, x: Tensor, src_key_padding_mask: Tensor | None = None) -> Tensor:
@@ -237,20 +275,40 @@ class Decoder(nn.Module):
         ``(B, T, D)`` and, with ``need_weights``, a list of cross-attention weights ``(B, H, T, S)``.
     """
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, num_layers: int, dropout: float = 0.0,
-                 norm_first: bool = False):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        num_layers: int,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+    ):
         super().__init__()
-        self.layers = nn.ModuleList([DecoderLayer(d_model, n_heads, d_ff, dropout, norm_first)
-                                     for _ in range(num_layers)])
+        self.layers = nn.ModuleList(
+            [DecoderLayer(d_model, n_heads, d_ff, dropout, norm_first) for _ in range(num_layers)]
+        )
         self.norm = nn.LayerNorm(d_model) if norm_first else None
 
-    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
-                tgt_key_padding_mask: Tensor | None = None,
-                memory_key_padding_mask: Tensor | None = None, need_weights: bool = False):
+    def forward(
+        self,
+        y: Tensor,
+        memory: Tensor,
+        tgt_mask: Tensor | None = None,
+        tgt_key_padding_mask: Tensor | None = None,
+        memory_key_padding_mask: Tensor | None = None,
+        need_weights: bool = False,
+    ):
         cross_weights = []
         for layer in self.layers:
-            y, w = layer(y, memory, tgt_mask=tgt_mask, tgt_key_padding_mask=tgt_key_padding_mask,
-                         memory_key_padding_mask=memory_key_padding_mask, need_weights=True)
+            y, w = layer(
+                y,
+                memory,
+                tgt_mask=tgt_mask,
+                tgt_key_padding_mask=tgt_key_padding_mask,
+                memory_key_padding_mask=memory_key_padding_mask,
+                need_weights=True,
+            )
             cross_weights.append(w)
         if self.norm is not None:
             y = self.norm(y)
@@ -310,22 +368,39 @@ class TransformerConfig:
             )
 
     @classmethod
-    def tiny(cls, src_vocab: int = 11, tgt_vocab: int = 13, **overrides) -> "TransformerConfig":
+    def tiny(cls, src_vocab: int = 11, tgt_vocab: int = 13, **overrides) -> TransformerConfig:
         """Distinct odd sizes (d_model 24, 3 heads, d_ff 37) so a transposed axis fails loudly."""
-        sizes = dict(d_model=24, n_heads=3, d_ff=37, num_encoder_layers=2, num_decoder_layers=2,
-                     dropout=0.0, max_len=32)
+        sizes = dict(
+            d_model=24,
+            n_heads=3,
+            d_ff=37,
+            num_encoder_layers=2,
+            num_decoder_layers=2,
+            dropout=0.0,
+            max_len=32,
+        )
         sizes.update(overrides)
         return cls(src_vocab=src_vocab, tgt_vocab=tgt_vocab, **sizes)
 
-    def replace(self, **changes) -> "TransformerConfig":
+    def replace(self, **changes) -> TransformerConfig:
         return replace(self, **changes)
 
 
 def base_config() -> TransformerConfig:
     """The paper's base model: d_model 512, 8 heads, d_ff 2048, 6+6 layers, shared 37000-token vocabulary."""
-    return TransformerConfig(src_vocab=37000, tgt_vocab=37000, d_model=512, n_heads=8,
-                             num_encoder_layers=6, num_decoder_layers=6, d_ff=2048, dropout=0.1,
-                             max_len=512, norm_first=False, tie_weights=True)
+    return TransformerConfig(
+        src_vocab=37000,
+        tgt_vocab=37000,
+        d_model=512,
+        n_heads=8,
+        num_encoder_layers=6,
+        num_decoder_layers=6,
+        d_ff=2048,
+        dropout=0.1,
+        max_len=512,
+        norm_first=False,
+        tie_weights=True,
+    )
 
 
 @dataclass
@@ -382,7 +457,7 @@ class Transformer(nn.Module):
             if p.dim() > 1 and "embed" not in name:
                 nn.init.xavier_uniform_(p)
         for emb in (self.src_embed, self.tgt_embed):
-            nn.init.normal_(emb.weight, std=self.config.d_model ** -0.5)
+            nn.init.normal_(emb.weight, std=self.config.d_model**-0.5)
         nn.init.zeros_(self.generator.bias)
 
     # ---- pieces
@@ -395,12 +470,14 @@ class Transformer(nn.Module):
                 f"of the positional table: raise TransformerConfig.max_len"
             )
         x = embedding(tokens) * math.sqrt(self.config.d_model)  # (B, T, D)
-        return self.dropout(x + self.pe[offset:offset + T])  # (B, T, D)
+        return self.dropout(x + self.pe[offset : offset + T])  # (B, T, D)
 
     def _check_tokens(self, tokens: Tensor, name: str) -> None:
         if tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int, torch.int32, torch.int64):
-            raise ValueError(f"{name} must be a (B, length) integer tensor of token ids, "
-                             f"got {tuple(tokens.shape)} {tokens.dtype}")
+            raise ValueError(
+                f"{name} must be a (B, length) integer tensor of token ids, "
+                f"got {tuple(tokens.shape)} {tokens.dtype}"
+            )
 
     def encode(self, src: Tensor) -> Tensor:
         """Shape: src ``(B, S)``; returns memory ``(B, S, D)``."""
@@ -420,9 +497,12 @@ class Transformer(nn.Module):
         T = tgt_in.shape[1]
         y = self._embed(tgt_in, self.tgt_embed)
         out, cross = self.decoder(
-            y, memory, tgt_mask=causal_mask(T, device=tgt_in.device),
+            y,
+            memory,
+            tgt_mask=causal_mask(T, device=tgt_in.device),
             tgt_key_padding_mask=padding_mask(tgt_in, self.config.pad_id),
-            memory_key_padding_mask=padding_mask(src, self.config.pad_id), need_weights=True,
+            memory_key_padding_mask=padding_mask(src, self.config.pad_id),
+            need_weights=True,
         )
         logits = self.generator(out)  # (B, T, V)
         return (logits, cross) if need_weights else logits
@@ -431,8 +511,9 @@ class Transformer(nn.Module):
         """Shape: src ``(B, S)``, tgt_in ``(B, T)``; returns logits ``(B, T, tgt_vocab)``."""
         return self.decode(tgt_in, self.encode(src), src)
 
-    def decode_step(self, tokens: Tensor, memory: Tensor, src: Tensor,
-                    cache: DecoderCache | None = None) -> tuple[Tensor, DecoderCache]:
+    def decode_step(
+        self, tokens: Tensor, memory: Tensor, src: Tensor, cache: DecoderCache | None = None
+    ) -> tuple[Tensor, DecoderCache]:
         """Incremental decoding: feed only the newest target tokens, reuse past keys/values.
 
         ``tokens`` are the target tokens at positions ``cache.length ... cache.length+n-1``.
@@ -444,8 +525,9 @@ class Transformer(nn.Module):
         """
         self._check_tokens(tokens, "tokens")
         if cache is None:
-            cache = DecoderCache(memory_kv=[_keys_values(layer.cross_attn, memory)
-                                            for layer in self.decoder.layers])
+            cache = DecoderCache(
+                memory_kv=[_keys_values(layer.cross_attn, memory) for layer in self.decoder.layers]
+            )
         P, n = cache.length, tokens.shape[1]
         pad = padding_mask(tokens, self.config.pad_id)
         tgt_pad = pad if cache.tgt_pad is None else torch.cat([cache.tgt_pad, pad], dim=1)  # (B, P+n)
@@ -488,9 +570,13 @@ class TorchTransformer(Transformer):
             raise NotImplementedError("torch.nn.TransformerDecoder does not return attention weights")
         self._check_tokens(tgt_in, "tgt_in")
         y = self._embed(tgt_in, self.tgt_embed)
-        out = self.decoder(y, memory, tgt_mask=causal_mask(tgt_in.shape[1], device=tgt_in.device),
-                           tgt_key_padding_mask=padding_mask(tgt_in, self.config.pad_id),
-                           memory_key_padding_mask=padding_mask(src, self.config.pad_id))
+        out = self.decoder(
+            y,
+            memory,
+            tgt_mask=causal_mask(tgt_in.shape[1], device=tgt_in.device),
+            tgt_key_padding_mask=padding_mask(tgt_in, self.config.pad_id),
+            memory_key_padding_mask=padding_mask(src, self.config.pad_id),
+        )
         return self.generator(out)
 
     def decode_step(self, *args, **kwargs):
@@ -563,18 +649,28 @@ def load_from_torch(module: nn.Module, torch_module: nn.Module) -> nn.Module:
         extra = sorted(theirs - mine)
         hint = ""
         if any(k.startswith("norm.") for k in extra):
-            hint = (" (torch's stack has a final LayerNorm but this post-LN stack has none: "
-                    "nn.Transformer adds one even when norm_first=False; use to_torch(), which leaves it out)")
-        raise ValueError(f"cannot load {type(torch_module).__name__} into {type(module).__name__}: "
-                         f"missing {sorted(mine - theirs)}, unexpected {extra}{hint}")
+            hint = (
+                " (torch's stack has a final LayerNorm but this post-LN stack has none: "
+                "nn.Transformer adds one even when norm_first=False; use to_torch(), which leaves it out)"
+            )
+        raise ValueError(
+            f"cannot load {type(torch_module).__name__} into {type(module).__name__}: "
+            f"missing {sorted(mine - theirs)}, unexpected {extra}{hint}"
+        )
     module.load_state_dict(weights)
     return module
 
 
 def _torch_kwargs(layer: nn.Module) -> dict:
     attn = layer.self_attn
-    return dict(d_model=attn.d_model, nhead=attn.n_heads, dim_feedforward=layer.ff.linear1.out_features,
-                dropout=layer.dropout1.p, batch_first=True, norm_first=layer.norm_first)
+    return dict(
+        d_model=attn.d_model,
+        nhead=attn.n_heads,
+        dim_feedforward=layer.ff.linear1.out_features,
+        dropout=layer.dropout1.p,
+        batch_first=True,
+        norm_first=layer.norm_first,
+    )
 
 
 def to_torch(module: nn.Module) -> nn.Module:
@@ -591,17 +687,26 @@ def to_torch(module: nn.Module) -> nn.Module:
         twin = nn.TransformerDecoderLayer(**_torch_kwargs(module))
     elif isinstance(module, Encoder):
         norm = None if module.norm is None else nn.LayerNorm(module.norm.normalized_shape)
-        twin = nn.TransformerEncoder(to_torch(module.layers[0]), len(module.layers), norm=norm,
-                                     enable_nested_tensor=False)
+        twin = nn.TransformerEncoder(
+            to_torch(module.layers[0]), len(module.layers), norm=norm, enable_nested_tensor=False
+        )
     elif isinstance(module, Decoder):
         norm = None if module.norm is None else nn.LayerNorm(module.norm.normalized_shape)
         twin = nn.TransformerDecoder(to_torch(module.layers[0]), len(module.layers), norm=norm)
     elif isinstance(module, Transformer):
         c = module.config
-        twin = nn.Transformer(d_model=c.d_model, nhead=c.n_heads, num_encoder_layers=c.num_encoder_layers,
-                              num_decoder_layers=c.num_decoder_layers, dim_feedforward=c.d_ff,
-                              dropout=c.dropout, batch_first=True, norm_first=c.norm_first,
-                              custom_encoder=to_torch(module.encoder), custom_decoder=to_torch(module.decoder))
+        twin = nn.Transformer(
+            d_model=c.d_model,
+            nhead=c.n_heads,
+            num_encoder_layers=c.num_encoder_layers,
+            num_decoder_layers=c.num_decoder_layers,
+            dim_feedforward=c.d_ff,
+            dropout=c.dropout,
+            batch_first=True,
+            norm_first=c.norm_first,
+            custom_encoder=to_torch(module.encoder),
+            custom_decoder=to_torch(module.decoder),
+        )
         # nn.Transformer re-initialises every matrix when constructed: copy the weights afterwards
         twin.encoder.load_state_dict(_to_torch_state_dict(module.encoder.state_dict(), twin.encoder))
         twin.decoder.load_state_dict(_to_torch_state_dict(module.decoder.state_dict(), twin.decoder))

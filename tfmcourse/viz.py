@@ -1,7 +1,8 @@
 """Plots shared by the lessons. Every function returns the matplotlib ``Axes`` it drew on."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -36,7 +37,11 @@ def heatmap(
         _, ax = plt.subplots(figsize=(0.45 * w.shape[1] + 2, 0.45 * w.shape[0] + 1.5))
     im = ax.imshow(w, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     if x_labels is not None:
-        ax.set_xticks(range(len(x_labels)), labels=list(x_labels), rotation=90 if max(map(len, x_labels), default=0) > 2 else 0)
+        ax.set_xticks(
+            range(len(x_labels)),
+            labels=list(x_labels),
+            rotation=90 if max(map(len, x_labels), default=0) > 2 else 0,
+        )
     if y_labels is not None:
         ax.set_yticks(range(len(y_labels)), labels=list(y_labels))
     ax.set_xlabel(xlabel)
@@ -79,11 +84,13 @@ def curves(
     return ax
 
 
-def plot_history(history, *, ax=None, title: str = "training loss", label: str | None = None, window: int = 20):
+def plot_history(
+    history, *, ax=None, title: str = "training loss", label: str | None = None, window: int = 20
+):
     """Raw (faint) and smoothed training loss of a :class:`tfmcourse.train.History`."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.6))
-    line, = ax.plot(history.step, history.loss, alpha=0.25)
+    (line,) = ax.plot(history.step, history.loss, alpha=0.25)
     ax.plot(history.step, history.smoothed_loss(window), color=line.get_color(), label=label)
     ax.set_xlabel("optimisation step")
     ax.set_ylabel("loss (cross-entropy, nats)")
@@ -97,8 +104,9 @@ def plot_history(history, *, ax=None, title: str = "training loss", label: str |
 # ---------------------------------------------------------------- lesson 08: the Transformer, drawn
 
 
-def transformer_diagram(num_encoder_layers: int = 2, num_decoder_layers: int = 2, *, norm_first: bool = False,
-                        ax=None):
+def transformer_diagram(
+    num_encoder_layers: int = 2, num_decoder_layers: int = 2, *, norm_first: bool = False, ax=None
+):
     """What goes where in an encoder-decoder Transformer, drawn with boxes and arrows.
 
     Every encoder and decoder layer is drawn, so the picture shows that the
@@ -120,19 +128,33 @@ def transformer_diagram(num_encoder_layers: int = 2, num_decoder_layers: int = 2
     ax.set_xlim(0, 14)
     ax.set_ylim(-0.2, height)
     ax.axis("off")
-    colours = {"self": "#f6c9a8", "masked": "#f4a582", "cross": "#92c5de", "ff": "#b8e186",
-               "embed": "#e0e0e0", "out": "#d8b2e0"}
+    colours = {
+        "self": "#f6c9a8",
+        "masked": "#f4a582",
+        "cross": "#92c5de",
+        "ff": "#b8e186",
+        "embed": "#e0e0e0",
+        "out": "#d8b2e0",
+    }
 
     def box(x, y, w, h, text, colour, fontsize=7.5, lw=1.0):
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02", facecolor=colour,
-                                    edgecolor="#333333", lw=lw))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x, y), w, h, boxstyle="round,pad=0.02", facecolor=colour, edgecolor="#333333", lw=lw
+            )
+        )
         if text:
             ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
 
     def arrow(x0, y0, x1, y1, colour="#333333", lw=1.2, style="arc3"):
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle="-|>", color=colour, lw=lw, shrinkA=0, shrinkB=0,
-                                    connectionstyle=style))
+        ax.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops=dict(
+                arrowstyle="-|>", color=colour, lw=lw, shrinkA=0, shrinkB=0, connectionstyle=style
+            ),
+        )
 
     def residual(x, y0, y1):
         arrow(x, y0, x, y1, colour="#888888", lw=1.0, style="arc3,rad=-0.45")
@@ -171,47 +193,99 @@ def transformer_diagram(num_encoder_layers: int = 2, num_decoder_layers: int = 2
     box(ex, 0.0, ew, 0.55, "source tokens  (B, S)", "white")
     box(ex, 0.95, ew, 0.8, "embedding × √d_model\n+ positional encoding", colours["embed"])
     arrow(ex + ew / 2, 0.55, ex + ew / 2, 0.95)
-    top, _ = stack(ex, ew, n_enc, enc_layer_h, [
-        (f"{ln}self-attention (Q, K, V = x; src pad mask){add}", colours["self"]),
-        (f"{ln}feed-forward (each position alone){add}", colours["ff"]),
-    ], "encoder", "left")
+    top, _ = stack(
+        ex,
+        ew,
+        n_enc,
+        enc_layer_h,
+        [
+            (f"{ln}self-attention (Q, K, V = x; src pad mask){add}", colours["self"]),
+            (f"{ln}feed-forward (each position alone){add}", colours["ff"]),
+        ],
+        "encoder",
+        "left",
+    )
     mem_y = top + 0.45
     arrow(ex + ew / 2, top, ex + ew / 2, mem_y - 0.05)
-    ax.text(ex + ew / 2, mem_y, "memory  (B, S, d_model)", ha="center", va="bottom", fontsize=9,
-            fontweight="bold", color="#2166ac")
+    ax.text(
+        ex + ew / 2,
+        mem_y,
+        "memory  (B, S, d_model)",
+        ha="center",
+        va="bottom",
+        fontsize=9,
+        fontweight="bold",
+        color="#2166ac",
+    )
     # ---- decoder (right)
     dx, dw = 7.2, 4.9
     box(dx, 0.0, dw, 0.55, "target tokens, shifted right  (B, T)", "white")
     box(dx, 0.95, dw, 0.8, "embedding × √d_model\n+ positional encoding", colours["embed"])
     arrow(dx + dw / 2, 0.55, dx + dw / 2, 0.95)
-    top_d, marks = stack(dx, dw, n_dec, dec_layer_h, [
-        (f"{ln}masked self-attention (Q, K, V = y; causal + tgt pad){add}", colours["masked"]),
-        (f"{ln}cross-attention (Q = y; K, V = memory; src pad){add}", colours["cross"]),
-        (f"{ln}feed-forward (each position alone){add}", colours["ff"]),
-    ], "decoder", "right")
-    box(dx, top_d + 0.4, dw, 0.7, "linear → softmax over the target vocabulary\nlogits (B, T, V)", colours["out"])
+    top_d, marks = stack(
+        dx,
+        dw,
+        n_dec,
+        dec_layer_h,
+        [
+            (f"{ln}masked self-attention (Q, K, V = y; causal + tgt pad){add}", colours["masked"]),
+            (f"{ln}cross-attention (Q = y; K, V = memory; src pad){add}", colours["cross"]),
+            (f"{ln}feed-forward (each position alone){add}", colours["ff"]),
+        ],
+        "decoder",
+        "right",
+    )
+    box(
+        dx,
+        top_d + 0.4,
+        dw,
+        0.7,
+        "linear → softmax over the target vocabulary\nlogits (B, T, V)",
+        colours["out"],
+    )
     arrow(dx + dw / 2, top_d, dx + dw / 2, top_d + 0.4)
     # ---- the memory bus: the encoder's last output feeds every cross-attention
     cross_ys = [yy for j, yy in marks if j == 1]
     bus_x = 6.55
     ax.plot([ex + ew / 2 + 1.6, bus_x], [mem_y + 0.12, mem_y + 0.12], color="#2166ac", lw=2)
-    ax.plot([bus_x, bus_x], [min(cross_ys + [mem_y + 0.12]), max(cross_ys + [mem_y + 0.12])],
-            color="#2166ac", lw=2)
+    ax.plot(
+        [bus_x, bus_x],
+        [min(cross_ys + [mem_y + 0.12]), max(cross_ys + [mem_y + 0.12])],
+        color="#2166ac",
+        lw=2,
+    )
     for cy in cross_ys:
         arrow(bus_x, cy, dx, cy, colour="#2166ac", lw=2)
-    ax.text(bus_x - 0.12, (min(cross_ys) + mem_y) / 2 - 0.3, "same memory → every decoder layer",
-            rotation=90, ha="right", va="center", fontsize=7.5, color="#2166ac")
-    ax.set_title(("pre-LN" if norm_first else "post-LN (the paper)") +
-                 f" Transformer: {n_enc} encoder and {n_dec} decoder layers, each with its own parameters",
-                 fontsize=10)
+    ax.text(
+        bus_x - 0.12,
+        (min(cross_ys) + mem_y) / 2 - 0.3,
+        "same memory → every decoder layer",
+        rotation=90,
+        ha="right",
+        va="center",
+        fontsize=7.5,
+        color="#2166ac",
+    )
+    ax.set_title(
+        ("pre-LN" if norm_first else "post-LN (the paper)")
+        + f" Transformer: {n_enc} encoder and {n_dec} decoder layers, each with its own parameters",
+        fontsize=10,
+    )
     return ax
 
 
 # ---- lessons 01-02 (seq2seq): accuracy by source length, with the held-out lengths shaded
 
 
-def length_curves(lengths, series: dict[str, Sequence[float]], *, trained_max: int | None = None, ax=None,
-                  ylabel: str = "token accuracy (greedy decoding)", title: str = ""):
+def length_curves(
+    lengths,
+    series: dict[str, Sequence[float]],
+    *,
+    trained_max: int | None = None,
+    ax=None,
+    ylabel: str = "token accuracy (greedy decoding)",
+    title: str = "",
+):
     """Accuracy-vs-source-length curves; lengths above ``trained_max`` are shaded as held out."""
     ax = curves(lengths, series, ax=ax, xlabel="source length (tokens)", ylabel=ylabel, title=title)
     if trained_max is not None and max(lengths) > trained_max:

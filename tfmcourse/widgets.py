@@ -5,8 +5,8 @@ result, so a test can drive it from Python: set a control's ``value``, then
 read ``explorer.result``. ``explorer.widget`` is what a notebook displays.
 Edit a function of your own lesson; do not rewrite the whole file.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 # ---------------------------------------------------------------- lessons 05 and 07 (issue 5)
 # Figures are drawn on a matplotlib ``Figure`` (not pyplot) and shown as a PNG in an
@@ -39,12 +39,23 @@ class PositionalEncodingExplorer:
         from tfmcourse.positional import sinusoidal_positional_encoding
 
         self.pe = sinusoidal_positional_encoding(max_len, d_model)
-        self.position = w.IntSlider(value=min(position, max_len - 1), min=0, max=max_len - 1,
-                                    description="position", continuous_update=False,
-                                    layout=w.Layout(width="420px"))
-        self.dims = w.IntRangeSlider(value=(0, d_model), min=0, max=d_model, step=2,
-                                     description="columns", continuous_update=False,
-                                     layout=w.Layout(width="420px"))
+        self.position = w.IntSlider(
+            value=min(position, max_len - 1),
+            min=0,
+            max=max_len - 1,
+            description="position",
+            continuous_update=False,
+            layout=w.Layout(width="420px"),
+        )
+        self.dims = w.IntRangeSlider(
+            value=(0, d_model),
+            min=0,
+            max=d_model,
+            step=2,
+            description="columns",
+            continuous_update=False,
+            layout=w.Layout(width="420px"),
+        )
         self.summary = w.HTML()
         self.image = w.Image(format="png", layout=w.Layout(max_width="900px"))
         self.widget = w.VBox([w.HBox([self.position, self.dims]), self.summary, self.image])
@@ -65,8 +76,14 @@ class PositionalEncodingExplorer:
         others = sim.clone()
         others[p] = -float("inf")
         nearest = int(others.argmax())
-        return dict(position=p, dims=(lo, hi), vector=table[p].float(), similarity=sim.float(),
-                    nearest=nearest, nearest_similarity=float(sim[nearest]))
+        return dict(
+            position=p,
+            dims=(lo, hi),
+            vector=table[p].float(),
+            similarity=sim.float(),
+            nearest=nearest,
+            nearest_similarity=float(sim[nearest]),
+        )
 
     def _update(self, _change=None) -> None:
         from matplotlib.figure import Figure
@@ -119,14 +136,20 @@ class AttentionExplorer:
         key_labels = list(query_labels if key_labels is None else key_labels)
         query_labels = list(query_labels)
         if len(query_labels) != T or len(key_labels) != S:
-            raise ValueError(f"need {T} query labels and {S} key labels, got {len(query_labels)} and {len(key_labels)}")
+            raise ValueError(
+                f"need {T} query labels and {S} key labels, got {len(query_labels)} and {len(key_labels)}"
+            )
         self.weights, self.query_labels, self.key_labels = weights, query_labels, key_labels
         names = layer_names or [f"layer {i + 1}" for i in range(L)]
         self.layer = w.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=0, description="layer")
-        self.head = w.Dropdown(options=[(f"head {h + 1}", h) for h in range(H)] + [("mean of heads", -1)],
-                               value=0, description="head")
-        self.query = w.Dropdown(options=[(f"{t}: {lab}", t) for t, lab in enumerate(query_labels)],
-                                value=0, description="query")
+        self.head = w.Dropdown(
+            options=[(f"head {h + 1}", h) for h in range(H)] + [("mean of heads", -1)],
+            value=0,
+            description="head",
+        )
+        self.query = w.Dropdown(
+            options=[(f"{t}: {lab}", t) for t, lab in enumerate(query_labels)], value=0, description="query"
+        )
         self.summary = w.HTML()
         self.image = w.Image(format="png", layout=w.Layout(max_width="900px"))
         self.widget = w.VBox([w.HBox([self.layer, self.head, self.query]), self.summary, self.image])
@@ -142,8 +165,16 @@ class AttentionExplorer:
         matrix = maps.mean(0) if head < 0 else maps[head]  # (T, S)
         row = matrix[t]  # (S,)
         top = int(row.argmax())
-        return dict(layer=layer, head=None if head < 0 else head, query=t, row=row, matrix=matrix,
-                    top_key=top, top_label=self.key_labels[top], top_weight=float(row[top]))
+        return dict(
+            layer=layer,
+            head=None if head < 0 else head,
+            query=t,
+            row=row,
+            matrix=matrix,
+            top_key=top,
+            top_label=self.key_labels[top],
+            top_weight=float(row[top]),
+        )
 
     def _update(self, _change=None) -> None:
         from matplotlib.figure import Figure
@@ -157,11 +188,21 @@ class AttentionExplorer:
         fig = Figure(figsize=(10, 0.3 * T + 2.4), layout="constrained")
         ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
         who = "mean of heads" if r["head"] is None else f"head {r['head'] + 1}"
-        heatmap(r["matrix"], x_labels=self.key_labels, y_labels=self.query_labels, ax=ax1, vmax=1.0,
-                title=f"{self.layer.label}, {who}", xlabel="key token", ylabel="query token")
+        heatmap(
+            r["matrix"],
+            x_labels=self.key_labels,
+            y_labels=self.query_labels,
+            ax=ax1,
+            vmax=1.0,
+            title=f"{self.layer.label}, {who}",
+            xlabel="key token",
+            ylabel="query token",
+        )
         ax1.add_patch(Rectangle((-0.5, r["query"] - 0.5), S, 1, fill=False, ec="red", lw=2))
         ax2.bar(range(S), r["row"].numpy(), color="tab:red")
-        ax2.set_xticks(range(S), labels=self.key_labels, rotation=90 if max(map(len, self.key_labels)) > 2 else 0)
+        ax2.set_xticks(
+            range(S), labels=self.key_labels, rotation=90 if max(map(len, self.key_labels)) > 2 else 0
+        )
         ax2.set_ylim(0, 1)
         ax2.set_xlabel("key token")
         ax2.set_ylabel("attention weight")
@@ -200,12 +241,14 @@ class NormComparisonExplorer:
         style = dict(continuous_update=False, layout=w.Layout(width="320px"))
         self.batch_size = w.IntSlider(value=batch_size, min=2, max=64, description="batch size", **style)
         self.seq_len = w.IntSlider(value=seq_len, min=2, max=64, description="length T", **style)
-        self.pad_fraction = w.FloatSlider(value=pad_fraction, min=0.0, max=0.9, step=0.05,
-                                          description="pad fraction", **style)
+        self.pad_fraction = w.FloatSlider(
+            value=pad_fraction, min=0.0, max=0.9, step=0.05, description="pad fraction", **style
+        )
         self.summary = w.HTML()
         self.image = w.Image(format="png", layout=w.Layout(max_width="900px"))
-        self.widget = w.VBox([w.HBox([self.batch_size, self.seq_len, self.pad_fraction]),
-                              self.summary, self.image])
+        self.widget = w.VBox(
+            [w.HBox([self.batch_size, self.seq_len, self.pad_fraction]), self.summary, self.image]
+        )
         self.widget.add_class("tfm-norm-explorer")
         self.result: dict = {}
         for control in (self.batch_size, self.seq_len, self.pad_fraction):
@@ -235,10 +278,17 @@ class NormComparisonExplorer:
         keep = real[0]
         bn_other = (bn(x2)[0][keep] - bn(x)[0][keep]).abs().mean()
         ln_other = (ln(x2)[0][keep] - ln(x)[0][keep]).abs().mean()
-        return dict(batch_size=B, seq_len=T, pad_fraction=p, real_length=n_real,
-                    pad_positions=int(pad.sum()),
-                    bn_other_samples=float(bn_other), ln_other_samples=float(ln_other),
-                    bn_pad_error=float(bn_pad), ln_pad_error=float(ln_pad))
+        return dict(
+            batch_size=B,
+            seq_len=T,
+            pad_fraction=p,
+            real_length=n_real,
+            pad_positions=int(pad.sum()),
+            bn_other_samples=float(bn_other),
+            ln_other_samples=float(ln_other),
+            bn_pad_error=float(bn_pad),
+            ln_pad_error=float(ln_pad),
+        )
 
     def _update(self, _change=None) -> None:
         from matplotlib.figure import Figure
@@ -247,8 +297,10 @@ class NormComparisonExplorer:
         self.result = r
         fig = Figure(figsize=(9, 3.0), layout="constrained")
         axes = fig.subplots(1, 2)
-        panels = [("other_samples", "change of sample 0's outputs\nwhen the other samples change"),
-                  ("pad_error", "change of the real tokens' outputs\ncaused by the pads")]
+        panels = [
+            ("other_samples", "change of sample 0's outputs\nwhen the other samples change"),
+            ("pad_error", "change of the real tokens' outputs\ncaused by the pads"),
+        ]
         for ax, (key, title) in zip(axes, panels):
             vals = [r[f"bn_{key}"], r[f"ln_{key}"]]
             bars = ax.bar(["batch norm", "layer norm"], vals, color=["tab:red", "tab:blue"])

@@ -12,12 +12,13 @@ independently of ``tfmcourse`` (never by calling the reference):
 ``tests/test_mutants.py`` walks these; ``benchmarks/mutation_score.py``
 prints the score per exercise.
 """
+
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ def correct(exercise: str):
     def register(impl):
         CATALOGUE.append(Mutant(exercise, impl, None, impl.__name__))
         return impl
+
     return register
 
 
@@ -46,6 +48,7 @@ def wrong(exercise: str, phrase: str):
     def register(impl):
         CATALOGUE.append(Mutant(exercise, impl, phrase, impl.__name__))
         return impl
+
     return register
 
 

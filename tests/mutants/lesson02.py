@@ -1,4 +1,5 @@
 """Implementations of the lesson 02 exercises, right and wrong, written independently."""
+
 import torch
 
 from tests.mutants import correct, wrong
@@ -19,7 +20,9 @@ def additive_scores_loop_float64(query, keys, W_query, W_key, v):
     out = torch.empty(B, S, dtype=torch.float64)
     for b in range(B):
         for j in range(S):
-            out[b, j] = v.double() @ torch.tanh(W_query.double() @ query[b].double() + W_key.double() @ keys[b, j].double())
+            out[b, j] = v.double() @ torch.tanh(
+                W_query.double() @ query[b].double() + W_key.double() @ keys[b, j].double()
+            )
     return out.to(query.dtype)
 
 
@@ -82,7 +85,9 @@ def masked_softmax_explicit_float64(scores, mask=None):
     m = torch.where(keep, s, torch.full_like(s, -1e300)).amax(-1, keepdim=True)
     e = torch.where(keep, torch.exp(s - m), torch.zeros_like(s))
     z = e.sum(-1, keepdim=True)
-    return torch.where(z > 0, e / torch.where(z > 0, z, torch.ones_like(z)), torch.zeros_like(e)).to(scores.dtype)
+    return torch.where(z > 0, e / torch.where(z > 0, z, torch.ones_like(z)), torch.zeros_like(e)).to(
+        scores.dtype
+    )
 
 
 @wrong("masked_softmax", "pads are left unmasked")
@@ -172,8 +177,9 @@ def bahdanau_einsum(query, keys, values, W_query, W_key, v, key_padding_mask=Non
 
 @correct("bahdanau_attention")
 def bahdanau_bmm_explicit(query, keys, values, W_query, W_key, v, key_padding_mask=None):
-    e = torch.tanh(torch.nn.functional.linear(query, W_query).unsqueeze(1)
-                   + torch.nn.functional.linear(keys, W_key)).matmul(v)
+    e = torch.tanh(
+        torch.nn.functional.linear(query, W_query).unsqueeze(1) + torch.nn.functional.linear(keys, W_key)
+    ).matmul(v)
     keep = torch.ones_like(e, dtype=torch.bool) if key_padding_mask is None else ~key_padding_mask
     ex = torch.where(keep, torch.exp(e - e.max(-1, keepdim=True).values), torch.zeros_like(e))
     z = ex.sum(-1, keepdim=True)

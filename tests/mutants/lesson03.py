@@ -1,4 +1,5 @@
 """Implementations of the lesson 03 exercises, right and wrong, written independently."""
+
 import torch
 import torch.nn.functional as F
 

@@ -1,4 +1,5 @@
 """Implementations of the lesson 04 exercise, right and wrong, written independently."""
+
 import torch
 
 from tests.mutants import correct, wrong

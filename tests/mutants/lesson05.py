@@ -1,4 +1,5 @@
 """Implementations of the lesson 05 exercises, right and wrong, written independently."""
+
 import math
 
 import numpy as np
@@ -109,7 +110,8 @@ def pe_mute_error(max_len, d_model):
 
 @wrong("sinusoidal_positional_encoding", "should say what is wrong")
 def pe_mute_error_on_telling_line(max_len, d_model):
-    if d_model % 2: raise ValueError()  # noqa: E701 - the source line mentions d_model, the message doesn't
+    if d_model % 2:
+        raise ValueError()  # noqa: E701 - the source line mentions d_model, the message doesn't
     return pe_loops(max_len, d_model)
 
 
@@ -131,7 +133,7 @@ def pe_transposed(max_len, d_model):
 def embed_einsum_free(tokens, embedding, pe):
     B, T = tokens.shape
     D = embedding.weight.shape[1]
-    x = embedding.weight[tokens] * D ** 0.5
+    x = embedding.weight[tokens] * D**0.5
     return x + pe[:T].unsqueeze(0).expand(B, T, D)
 
 

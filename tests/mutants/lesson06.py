@@ -1,4 +1,5 @@
 """Implementations of the lesson 06 exercises, right and wrong, written independently."""
+
 import math
 
 import torch
@@ -144,8 +145,9 @@ def sdpa_softmax_dim(q, k, v, attn_mask=None):
 
 @wrong("scaled_dot_product_attention", "mask is used inverted")
 def sdpa_inverted(q, k, v, attn_mask=None):
-    w = _softmax_blocked(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]),
-                         None if attn_mask is None else ~attn_mask)
+    w = _softmax_blocked(
+        q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), None if attn_mask is None else ~attn_mask
+    )
     return w @ v, w
 
 

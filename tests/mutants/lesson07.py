@@ -1,4 +1,5 @@
 """Implementations of the lesson 07 exercises, right and wrong, written independently."""
+
 import math
 
 import torch
@@ -18,7 +19,7 @@ def split_heads_einops_like(x, n_heads):
 @correct("split_heads")
 def split_heads_stack(x, n_heads):
     dh = x.shape[-1] // n_heads
-    return torch.stack([x[..., h * dh:(h + 1) * dh] for h in range(n_heads)], dim=1)
+    return torch.stack([x[..., h * dh : (h + 1) * dh] for h in range(n_heads)], dim=1)
 
 
 @wrong("split_heads", "without the transpose")
@@ -105,7 +106,11 @@ class MHAEinsum(nn.Module):
         return x.reshape(B, L, H * d)
 
     def forward(self, query, key, value, attn_mask=None, key_padding_mask=None, need_weights=False):
-        q, k, v = self._split(self.q_proj(query)), self._split(self.k_proj(key)), self._split(self.v_proj(value))
+        q, k, v = (
+            self._split(self.q_proj(query)),
+            self._split(self.k_proj(key)),
+            self._split(self.v_proj(value)),
+        )
         d = q.shape[-1] if self.scale_by == "head" else query.shape[-1]
         s = torch.einsum("bhtd,bhsd->bhts", q, k)
         if self.scale_by != "none":
@@ -114,7 +119,9 @@ class MHAEinsum(nn.Module):
         if attn_mask is not None and self.use_attn_mask:
             blocked = blocked | attn_mask
         if key_padding_mask is not None and self.use_kpm:
-            kp = key_padding_mask[:, None, :, None] if self.pad_queries else key_padding_mask[:, None, None, :]
+            kp = (
+                key_padding_mask[:, None, :, None] if self.pad_queries else key_padding_mask[:, None, None, :]
+            )
             blocked = blocked | kp
         w = torch.softmax(s.masked_fill(blocked, float("-inf")), dim=-1).nan_to_num(0.0)
         ctx = torch.einsum("bhts,bhsd->bhtd", self.drop(w), v)
@@ -143,8 +150,10 @@ class MHAPerHeadLoop(nn.Module):
         Q, K, V = self.q_proj(query).double(), self.k_proj(key).double(), self.v_proj(value).double()
         add = torch.zeros(B, T, S, dtype=torch.float64)
         if attn_mask is not None:
-            add = add.masked_fill(torch.broadcast_to(attn_mask, (T, S)) if attn_mask.dim() == 2
-                                  else attn_mask.reshape(B, T, S), float("-inf"))
+            add = add.masked_fill(
+                torch.broadcast_to(attn_mask, (T, S)) if attn_mask.dim() == 2 else attn_mask.reshape(B, T, S),
+                float("-inf"),
+            )
         if key_padding_mask is not None:
             add = add.masked_fill(key_padding_mask[:, None, :], float("-inf"))
         heads, maps = [], []
@@ -152,7 +161,9 @@ class MHAPerHeadLoop(nn.Module):
             sl = slice(h * self.d_head, (h + 1) * self.d_head)
             s = Q[..., sl] @ K[..., sl].transpose(1, 2) / math.sqrt(self.d_head) + add
             row_max = s.max(-1, keepdim=True).values
-            e = torch.where(torch.isinf(s), torch.zeros_like(s), torch.exp(s - row_max.nan_to_num(0.0, neginf=0.0)))
+            e = torch.where(
+                torch.isinf(s), torch.zeros_like(s), torch.exp(s - row_max.nan_to_num(0.0, neginf=0.0))
+            )
             z = e.sum(-1, keepdim=True)
             w = torch.where(z > 0, e / z.clamp_min(1e-300), torch.zeros_like(e))
             heads.append(w @ V[..., sl])

@@ -4,6 +4,7 @@ They need a multi-head attention with the SPEC's submodule names (q_proj, k_proj
 v_proj, out_proj); two are written here (einsum with -inf filling, and torch's
 F.scaled_dot_product_attention with the mask converted to its "allowed" sense).
 """
+
 import math
 
 import torch
@@ -64,8 +65,9 @@ class SdpaMHA(nn.Module):
         q, k, v = split(self.q_proj(query), T), split(self.k_proj(key), S), split(self.v_proj(value), S)
         blocked = _blocked(attn_mask, key_padding_mask, B, S)
         allowed = None if blocked is None else ~blocked  # F.sdpa's sense: True = may attend
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
-                                             dropout_p=self.p if self.training else 0.0)
+        ctx = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.p if self.training else 0.0
+        )
         return self.out_proj(ctx.transpose(1, 2).reshape(B, T, D))
 
 
@@ -204,8 +206,12 @@ class EncoderLayerSublayers(nn.Module):
         self.self_attn = SdpaMHA(d_model, n_heads, dropout)
 
     def forward(self, x, src_key_padding_mask=None):
-        x = _sublayer(x, lambda h: self.self_attn(h, h, h, key_padding_mask=src_key_padding_mask),
-                      self.norm1, self.norm_first)
+        x = _sublayer(
+            x,
+            lambda h: self.self_attn(h, h, h, key_padding_mask=src_key_padding_mask),
+            self.norm1,
+            self.norm_first,
+        )
         return _sublayer(x, self.ff, self.norm2, self.norm_first)
 
 
@@ -271,8 +277,17 @@ class EncoderLayerNormsSwapped(_Enc):
 @wrong("EncoderLayer", "the same LayerNorm (norm1) is used for both")
 class EncoderLayerOneNorm(_Enc):
     def forward(self, x, src_key_padding_mask=None):
-        return _sublayer(_sublayer(x, lambda h: self.self_attn(h, h, h, key_padding_mask=src_key_padding_mask),
-                                   self.norm1, self.norm_first), self.ff, self.norm1, self.norm_first)
+        return _sublayer(
+            _sublayer(
+                x,
+                lambda h: self.self_attn(h, h, h, key_padding_mask=src_key_padding_mask),
+                self.norm1,
+                self.norm_first,
+            ),
+            self.ff,
+            self.norm1,
+            self.norm_first,
+        )
 
 
 @wrong("EncoderLayer", "before the residual add")
@@ -351,12 +366,22 @@ class DecoderLayerSublayers(nn.Module):
         self.ff = FeedForwardFloat64(d_model, d_ff, dropout)
         self.cross_attn = SdpaMHA(d_model, n_heads, dropout)
         self.self_attn = SdpaMHA(d_model, n_heads, dropout)
-        self.norm3, self.norm2, self.norm1 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.norm3, self.norm2, self.norm1 = (
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+        )
 
     def forward(self, y, memory, tgt_mask=None, tgt_key_padding_mask=None, memory_key_padding_mask=None):
         blocks = [
-            (lambda h: self.self_attn(h, h, h, attn_mask=tgt_mask, key_padding_mask=tgt_key_padding_mask), self.norm1),
-            (lambda h: self.cross_attn(h, memory, memory, key_padding_mask=memory_key_padding_mask), self.norm2),
+            (
+                lambda h: self.self_attn(h, h, h, attn_mask=tgt_mask, key_padding_mask=tgt_key_padding_mask),
+                self.norm1,
+            ),
+            (
+                lambda h: self.cross_attn(h, memory, memory, key_padding_mask=memory_key_padding_mask),
+                self.norm2,
+            ),
             (self.ff, self.norm3),
         ]
         for f, norm in blocks:

@@ -1,4 +1,5 @@
 """Implementations of the lesson 09 exercises, right and wrong, written independently."""
+
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ from tests.mutants import correct, wrong
 @correct("noam_lr")
 def noam_clamped(step, d_model, warmup_steps, factor=1.0):
     s = max(step, 1)
-    return factor / math.sqrt(d_model) * min(1 / math.sqrt(s), s / warmup_steps ** 1.5)
+    return factor / math.sqrt(d_model) * min(1 / math.sqrt(s), s / warmup_steps**1.5)
 
 
 @correct("noam_lr")
@@ -21,62 +22,65 @@ def noam_zero_at_start(step, d_model, warmup_steps, factor=1.0):
     # the limit of the formula at step 0 is 0 (the warm-up branch): also fine for LambdaLR
     if step == 0:
         return 0.0
-    return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
+    return factor * d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)
 
 
 @correct("noam_lr")
 def noam_branches_numpy(step, d_model, warmup_steps, factor=1.0):
     s = np.float64(max(step, 1))
-    rate = s / warmup_steps ** 1.5 if s < warmup_steps else s ** -0.5
+    rate = s / warmup_steps**1.5 if s < warmup_steps else s**-0.5
     return float(factor * rate / np.sqrt(d_model))
 
 
 @wrong("noam_lr", "d_model^-0.5 term is missing")
 def noam_no_d_model(step, d_model, warmup_steps, factor=1.0):
     s = max(step, 1)
-    return factor * min(s ** -0.5, s * warmup_steps ** -1.5)
+    return factor * min(s**-0.5, s * warmup_steps**-1.5)
 
 
 @wrong("noam_lr", "max is used")
 def noam_max(step, d_model, warmup_steps, factor=1.0):
     s = max(step, 1)
-    return factor * d_model ** -0.5 * max(s ** -0.5, s * warmup_steps ** -1.5)
+    return factor * d_model**-0.5 * max(s**-0.5, s * warmup_steps**-1.5)
 
 
 @wrong("noam_lr", "mistyped formula")
 def noam_mistyped(step, d_model, warmup_steps, factor=1.0):
     s = max(step, 1)
-    return factor * d_model ** -0.5 * min([s ** -0.5 * warmup_steps ** -1.5])
+    return factor * d_model**-0.5 * min([s**-0.5 * warmup_steps**-1.5])
 
 
 @wrong("noam_lr", "crashes at step 0")
 def noam_crash(step, d_model, warmup_steps, factor=1.0):
-    return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
+    return factor * d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)
 
 
 @wrong("noam_lr", "not a finite number")
 def noam_inf_at_zero(step, d_model, warmup_steps, factor=1.0):
-    inv_sqrt = math.inf if step == 0 else step ** -0.5
-    return factor * d_model ** -0.5 * max(inv_sqrt, 0.0) if step == 0 else \
-        factor * d_model ** -0.5 * min(inv_sqrt, step * warmup_steps ** -1.5)
+    inv_sqrt = math.inf if step == 0 else step**-0.5
+    return (
+        factor * d_model**-0.5 * max(inv_sqrt, 0.0)
+        if step == 0
+        else factor * d_model**-0.5 * min(inv_sqrt, step * warmup_steps**-1.5)
+    )
 
 
 @wrong("noam_lr", "warmup^-0.5 instead of warmup^-1.5")
 def noam_warmup_power(step, d_model, warmup_steps, factor=1.0):
     s = max(step, 1)
-    return factor * d_model ** -0.5 * min(s ** -0.5, s * warmup_steps ** -0.5)
+    return factor * d_model**-0.5 * min(s**-0.5, s * warmup_steps**-0.5)
 
 
 @wrong("noam_lr", "factor argument is ignored")
 def noam_no_factor(step, d_model, warmup_steps, factor=1.0):
     s = max(step, 1)
-    return d_model ** -0.5 * min(s ** -0.5, s * warmup_steps ** -1.5)
+    return d_model**-0.5 * min(s**-0.5, s * warmup_steps**-1.5)
 
 
 @wrong("noam_lr", "should be a number")
 def noam_returns_list(step, d_model, warmup_steps, factor=1.0):
     s = max(step, 1)
-    return [factor * d_model ** -0.5 * min(s ** -0.5, s * warmup_steps ** -1.5)]
+    return [factor * d_model**-0.5 * min(s**-0.5, s * warmup_steps**-1.5)]
 
 
 # ---- teacher_forcing_batch
@@ -182,8 +186,9 @@ def ls_v_minus_1(logits, target, smoothing, ignore_index):
 
 @wrong("label_smoothed_loss", "counted in the mean")
 def ls_divide_by_n(logits, target, smoothing, ignore_index):
-    return F.cross_entropy(logits, target, ignore_index=ignore_index, label_smoothing=smoothing,
-                           reduction="sum") / len(target)
+    return F.cross_entropy(
+        logits, target, ignore_index=ignore_index, label_smoothing=smoothing, reduction="sum"
+    ) / len(target)
 
 
 @wrong("label_smoothed_loss", "ignored labels are counted")
@@ -214,8 +219,9 @@ def ls_swap(logits, target, smoothing, ignore_index):
 
 @wrong("label_smoothed_loss", "summed over the rows")
 def ls_sum(logits, target, smoothing, ignore_index):
-    return F.cross_entropy(logits, target, ignore_index=ignore_index, label_smoothing=smoothing,
-                           reduction="sum")
+    return F.cross_entropy(
+        logits, target, ignore_index=ignore_index, label_smoothing=smoothing, reduction="sum"
+    )
 
 
 @wrong("label_smoothed_loss", "shape ()")
@@ -226,8 +232,21 @@ def ls_keepdim(logits, target, smoothing, ignore_index):
 # ---- greedy_decode
 
 
-def _loop(model, src, max_len, bos_id, eos_id, pad_id, *, pos=-1, pad=True, bos=False, early=True,
-          last_only=False, any_stop=False):
+def _loop(
+    model,
+    src,
+    max_len,
+    bos_id,
+    eos_id,
+    pad_id,
+    *,
+    pos=-1,
+    pad=True,
+    bos=False,
+    early=True,
+    last_only=False,
+    any_stop=False,
+):
     memory = model.encode(src)
     out = [[bos_id] for _ in range(src.shape[0])]
     finished = [False] * src.shape[0]

@@ -6,16 +6,9 @@
 ``EXERCISES`` maps each exercise name to its lesson, points and check
 function, so the grader and the tests can walk every exercise.
 """
-from tfmcourse.checks._core import (  # noqa: F401
-    EXERCISES,
-    MISTAKES,
-    CheckFailed,
-    Exercise,
-    ExerciseNotAttempted,
-)
 
 # One module per lesson; importing registers its checks and known mistakes.
-from tfmcourse.checks import (  # noqa: F401,E402
+from tfmcourse.checks import (  # noqa: F401
     lesson01,
     lesson02,
     lesson03,
@@ -25,6 +18,13 @@ from tfmcourse.checks import (  # noqa: F401,E402
     lesson07,
     lesson08,
     lesson09,
+)
+from tfmcourse.checks._core import (
+    EXERCISES,
+    MISTAKES,
+    CheckFailed,
+    Exercise,
+    ExerciseNotAttempted,
 )
 
 globals().update({f"check_{e.name}": e.check for e in EXERCISES.values()})

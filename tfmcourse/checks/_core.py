@@ -11,13 +11,15 @@ Checks draw their inputs from a local ``torch.Generator`` seeded by ``seed``
 (never the global RNG), so a check is deterministic in a notebook and can be
 re-run on hidden inputs by the secure grader with another seed.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -168,9 +170,7 @@ def expect_tensor(
             if sorted(got.shape) == sorted(shape):
                 detail += " — the right sizes in the wrong order: is an axis transposed?"
         ax = f" [{axes}]" if axes else ""
-        raise CheckFailed(
-            f"{name}: {what} has shape {tuple(got.shape)}, expected {tuple(shape)}{ax}{detail}"
-        )
+        raise CheckFailed(f"{name}: {what} has shape {tuple(got.shape)}, expected {tuple(shape)}{ax}{detail}")
     if dtype == "float":
         if not got.is_floating_point():
             raise CheckFailed(f"{name}: {what} should be a floating-point tensor, got dtype {got.dtype}")
@@ -192,8 +192,9 @@ def _close(a: Tensor, b: Tensor, rtol: float, atol: float) -> bool:
     return torch.allclose(a64, b64, rtol=rtol, atol=atol)
 
 
-def diagnose(exercise_name: str, got: Any, *args: Any, pick: Callable[[Any], Any] | None = None,
-             **kwargs: Any) -> str | None:
+def diagnose(
+    exercise_name: str, got: Any, *args: Any, pick: Callable[[Any], Any] | None = None, **kwargs: Any
+) -> str | None:
     """The description of the first known mistake whose output equals ``got``, if any.
 
     ``pick`` selects the compared part of a mistake's output (e.g. ``lambda r: r[0]``).
@@ -209,8 +210,10 @@ def diagnose(exercise_name: str, got: Any, *args: Any, pick: Callable[[Any], Any
             return m.description
         if not isinstance(got, Tensor) and not isinstance(out, Tensor):
             try:
-                if isinstance(got, (int, float)) and isinstance(out, (int, float)) and math.isclose(
-                    float(got), float(out), rel_tol=RTOL, abs_tol=ATOL
+                if (
+                    isinstance(got, (int, float))
+                    and isinstance(out, (int, float))
+                    and math.isclose(float(got), float(out), rel_tol=RTOL, abs_tol=ATOL)
                 ):
                     return m.description
             except (TypeError, ValueError):
@@ -244,22 +247,34 @@ def assert_close(
     if got.dtype == torch.bool or expected.dtype == torch.bool:
         diff = got != expected
         idx = tuple(int(i) for i in diff.nonzero()[0]) if diff.any() else ()
-        lines.append(f"  {int(diff.sum())} of {diff.numel()} entries differ; first at index {idx}:"
-                     f" expected {bool(expected[idx])}, got {bool(got[idx])}.")
-        lines.append(f"  expected {_fmt(expected.reshape(-1, expected.shape[-1])[0] if expected.dim() else expected, 8)}"
-                     f"\n  got      {_fmt(got.reshape(-1, got.shape[-1])[0] if got.dim() else got, 8)}  (first row)")
+        lines.append(
+            f"  {int(diff.sum())} of {diff.numel()} entries differ; first at index {idx}:"
+            f" expected {bool(expected[idx])}, got {bool(got[idx])}."
+        )
+        lines.append(
+            f"  expected {_fmt(expected.reshape(-1, expected.shape[-1])[0] if expected.dim() else expected, 8)}"
+            f"\n  got      {_fmt(got.reshape(-1, got.shape[-1])[0] if got.dim() else got, 8)}  (first row)"
+        )
     else:
         g64, e64 = got.detach().double(), expected.detach().double()
         if torch.isnan(g64).any() and not torch.isnan(e64).any():
             n = int(torch.isnan(g64).sum())
             idx = tuple(int(i) for i in torch.isnan(g64).nonzero()[0])
-            lines.append(f"  your output has {n} NaN value(s), the first at index {idx}; expected {e64[idx].item():.4g}.")
+            lines.append(
+                f"  your output has {n} NaN value(s), the first at index {idx}; expected {e64[idx].item():.4g}."
+            )
         else:
             diff = (g64 - e64).abs().nan_to_num(float("inf"))
             flat = int(diff.reshape(-1).argmax())
-            idx = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape)) if diff.dim() else ()
-            lines.append(f"  largest difference {diff.max().item():.3g} at index {idx}: "
-                         f"expected {e64[idx].item():.5g}, got {g64[idx].item():.5g}.")
+            idx = (
+                tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape))
+                if diff.dim()
+                else ()
+            )
+            lines.append(
+                f"  largest difference {diff.max().item():.3g} at index {idx}: "
+                f"expected {e64[idx].item():.5g}, got {g64[idx].item():.5g}."
+            )
         row_e = e64.reshape(-1, e64.shape[-1])[0] if e64.dim() else e64
         row_g = g64.reshape(-1, g64.shape[-1])[0] if g64.dim() else g64
         lines.append(f"  expected {_fmt(row_e)}\n  got      {_fmt(row_g)}  (first row)")

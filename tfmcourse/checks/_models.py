@@ -12,6 +12,7 @@ all give different, recognisable outputs.
 Built only from torch; it validates its inputs and raises ``ValueError`` with
 a plain message when it is called the wrong way.
 """
+
 from __future__ import annotations
 
 import torch
@@ -54,21 +55,26 @@ class ScriptedModel(nn.Module):
 
     def decode(self, tgt_in: Tensor, memory: Tensor, src: Tensor) -> Tensor:
         if not isinstance(tgt_in, Tensor) or tgt_in.dim() != 2 or tgt_in.is_floating_point():
-            raise ValueError("decode(tgt_in, memory, src): tgt_in must be a (B, t) tensor of token ids "
-                             "(the prefix generated so far, starting with BOS)")
+            raise ValueError(
+                "decode(tgt_in, memory, src): tgt_in must be a (B, t) tensor of token ids "
+                "(the prefix generated so far, starting with BOS)"
+            )
         if not isinstance(memory, Tensor) or memory.dim() != 3 or not memory.is_floating_point():
             raise ValueError("decode(tgt_in, memory, src): memory must be what encode(src) returned")
         if not isinstance(src, Tensor) or src.dim() != 2 or tuple(src.shape) != tuple(memory.shape[:2]):
-            raise ValueError("decode(tgt_in, memory, src): src must be the (B, S) source that memory was "
-                             "encoded from")
+            raise ValueError(
+                "decode(tgt_in, memory, src): src must be the (B, S) source that memory was encoded from"
+            )
         B, t = tgt_in.shape
-        if B != memory.shape[0]:
+        if memory.shape[0] != B:
             raise ValueError(f"decode: tgt_in has {B} rows but memory has {memory.shape[0]}")
         if t == 0:
             raise ValueError("decode: tgt_in is empty; start every row with BOS")
         if t > self.max_positions:
-            raise ValueError(f"decode: tgt_in has {t} positions, more than this model's "
-                             f"{self.max_positions}: did the loop run past max_len?")
+            raise ValueError(
+                f"decode: tgt_in has {t} positions, more than this model's "
+                f"{self.max_positions}: did the loop run past max_len?"
+            )
         V = self.vocab_size
         if bool((tgt_in < 0).any()) or bool((tgt_in >= V).any()):
             raise ValueError(f"decode: tgt_in holds ids outside [0, {V})")

@@ -1,4 +1,5 @@
 """Checks for lesson 02: ``additive_scores``, ``masked_softmax``, ``bahdanau_attention`` (see SPEC.md)."""
+
 from __future__ import annotations
 
 import torch
@@ -20,38 +21,56 @@ from tfmcourse.checks._core import (
 # ---------------------------------------------------------------- known mistakes: additive_scores
 
 
-@mistake("additive_scores", "there is no tanh: the energy is v · tanh(W_query q + W_key k_j); without the "
-         "tanh it is linear in q and k and the query's part is the same shift for every key.")
+@mistake(
+    "additive_scores",
+    "there is no tanh: the energy is v · tanh(W_query q + W_key k_j); without the "
+    "tanh it is linear in q and k and the query's part is the same shift for every key.",
+)
 def _add_no_tanh(query, keys, W_query, W_key, v):
     return ((query @ W_query.T)[:, None, :] + keys @ W_key.T) @ v
 
 
-@mistake("additive_scores", "the scores ignore the encoder states (keys): every key gets the same score, so "
-         "attention cannot choose. Add W_key k_j inside the tanh.")
+@mistake(
+    "additive_scores",
+    "the scores ignore the encoder states (keys): every key gets the same score, so "
+    "attention cannot choose. Add W_key k_j inside the tanh.",
+)
 def _add_ignores_keys(query, keys, W_query, W_key, v):
     return (torch.tanh(query @ W_query.T) @ v)[:, None].expand(keys.shape[0], keys.shape[1])
 
 
-@mistake("additive_scores", "the scores ignore the query (the decoder state): then every output step attends "
-         "the same way. Add W_query q inside the tanh.")
+@mistake(
+    "additive_scores",
+    "the scores ignore the query (the decoder state): then every output step attends "
+    "the same way. Add W_query q inside the tanh.",
+)
 def _add_ignores_query(query, keys, W_query, W_key, v):
     return torch.tanh(keys @ W_key.T) @ v
 
 
-@mistake("additive_scores", "the tanh is applied after v (tanh(v · (…))): v · tanh(W_query q + W_key k_j) "
-         "takes the tanh of the A-dimensional sum first, then the dot product with v.")
+@mistake(
+    "additive_scores",
+    "the tanh is applied after v (tanh(v · (…))): v · tanh(W_query q + W_key k_j) "
+    "takes the tanh of the A-dimensional sum first, then the dot product with v.",
+)
 def _add_tanh_outside(query, keys, W_query, W_key, v):
     return torch.tanh(((query @ W_query.T)[:, None, :] + keys @ W_key.T) @ v)
 
 
-@mistake("additive_scores", "the scores went through a softmax: additive_scores returns the raw energies; the "
-         "softmax comes afterwards (masked_softmax).")
+@mistake(
+    "additive_scores",
+    "the scores went through a softmax: additive_scores returns the raw energies; the "
+    "softmax comes afterwards (masked_softmax).",
+)
 def _add_softmaxed(query, keys, W_query, W_key, v):
     return torch.softmax(seq2seq.additive_scores(query, keys, W_query, W_key, v), dim=-1)
 
 
-@mistake("additive_scores", "the tanh is applied to each term separately (tanh(W_query q) + tanh(W_key k_j)): "
-         "add first, then take one tanh.")
+@mistake(
+    "additive_scores",
+    "the tanh is applied to each term separately (tanh(W_query q) + tanh(W_key k_j)): "
+    "add first, then take one tanh.",
+)
 def _add_tanh_each(query, keys, W_query, W_key, v):
     return (torch.tanh(query @ W_query.T)[:, None, :] + torch.tanh(keys @ W_key.T)) @ v
 
@@ -59,8 +78,11 @@ def _add_tanh_each(query, keys, W_query, W_key, v):
 # ---------------------------------------------------------------- known mistakes: masked_softmax
 
 
-@mistake("masked_softmax", "pads are left unmasked: the mask is ignored, so blocked positions get weight. "
-         "Fill the blocked scores with -inf before the softmax.")
+@mistake(
+    "masked_softmax",
+    "pads are left unmasked: the mask is ignored, so blocked positions get weight. "
+    "Fill the blocked scores with -inf before the softmax.",
+)
 def _ms_unmasked(scores, mask=None):
     return torch.softmax(scores, dim=-1)
 
@@ -70,50 +92,70 @@ def _ms_inverted(scores, mask=None):
     return attention.masked_softmax(scores, None if mask is None else ~mask)
 
 
-@mistake("masked_softmax", "the mask is applied after the softmax: zeroing weights afterwards leaves rows that "
-         "no longer sum to 1. Fill the blocked scores with -inf *before* the softmax.")
+@mistake(
+    "masked_softmax",
+    "the mask is applied after the softmax: zeroing weights afterwards leaves rows that "
+    "no longer sum to 1. Fill the blocked scores with -inf *before* the softmax.",
+)
 def _ms_after(scores, mask=None):
     w = torch.softmax(scores, dim=-1)
     return w if mask is None else w.masked_fill(mask, 0.0)
 
 
-@mistake("masked_softmax", "the softmax runs over the wrong axis: normalise over the last axis (dim=-1), "
-         "the positions being weighted.")
+@mistake(
+    "masked_softmax",
+    "the softmax runs over the wrong axis: normalise over the last axis (dim=-1), "
+    "the positions being weighted.",
+)
 def _ms_wrong_axis(scores, mask=None):
     s = scores if mask is None else scores.masked_fill(mask, float("-inf"))
     return torch.softmax(s, dim=0).nan_to_num(0.0)
 
 
-@mistake("masked_softmax", "the softmax runs over the wrong axis: normalise over the last axis (dim=-1), "
-         "the positions being weighted.")
+@mistake(
+    "masked_softmax",
+    "the softmax runs over the wrong axis: normalise over the last axis (dim=-1), "
+    "the positions being weighted.",
+)
 def _ms_wrong_axis_2(scores, mask=None):
     s = scores if mask is None else scores.masked_fill(mask, float("-inf"))
     return torch.softmax(s, dim=-2).nan_to_num(0.0)
 
 
-@mistake("masked_softmax", "the weights are not a softmax: the scores are divided by their sum instead of "
-         "exponentiated and normalised (exp(s_j) / Σ exp(s_k)).")
+@mistake(
+    "masked_softmax",
+    "the weights are not a softmax: the scores are divided by their sum instead of "
+    "exponentiated and normalised (exp(s_j) / Σ exp(s_k)).",
+)
 def _ms_sum_normalised(scores, mask=None):
     s = scores if mask is None else scores.masked_fill(mask, 0.0)
     return s / s.sum(-1, keepdim=True)
 
 
-@mistake("masked_softmax", "the weights are not a softmax: exp(s_j) is not divided by Σ_k exp(s_k), so the "
-         "row does not sum to 1.")
+@mistake(
+    "masked_softmax",
+    "the weights are not a softmax: exp(s_j) is not divided by Σ_k exp(s_k), so the row does not sum to 1.",
+)
 def _ms_no_normalise(scores, mask=None):
     e = scores.exp()
     return e if mask is None else e.masked_fill(mask, 0.0)
 
 
-@mistake("masked_softmax", "a fully masked row gives NaN: softmax of a row of -inf is 0/0. Give such rows all-zero "
-         "weights (e.g. masked_fill the weights with 0 afterwards, or torch.nan_to_num).")
+@mistake(
+    "masked_softmax",
+    "a fully masked row gives NaN: softmax of a row of -inf is 0/0. Give such rows all-zero "
+    "weights (e.g. masked_fill the weights with 0 afterwards, or torch.nan_to_num).",
+)
 def _ms_nan(scores, mask=None):
     s = scores if mask is None else scores.masked_fill(mask, float("-inf"))
     return torch.softmax(s, dim=-1)
 
 
-@mistake("masked_softmax", "a fully masked row gets uniform weights: filling with a large negative number (-1e9, "
-         "or the dtype's minimum) makes an all-blocked row uniform. Such a row must be all zeros.")
+@mistake(
+    "masked_softmax",
+    "a fully masked row gets uniform weights: filling with a large negative number (-1e9, "
+    "or the dtype's minimum) makes an all-blocked row uniform. Such a row must be all zeros.",
+)
 def _ms_uniform(scores, mask=None):
     s = scores if mask is None else scores.masked_fill(mask, -1e9)
     return torch.softmax(s, dim=-1)
@@ -138,34 +180,48 @@ def _energies(query, keys, W_query, W_key, v):
     return torch.tanh((query @ W_query.T)[:, None, :] + keys @ W_key.T) @ v  # (B, S)
 
 
-@mistake("bahdanau_attention", "the context is built from the keys instead of the values: weight the values "
-         "(context = Σ_j α_j v_j); the keys only decide the weights.")
+@mistake(
+    "bahdanau_attention",
+    "the context is built from the keys instead of the values: weight the values "
+    "(context = Σ_j α_j v_j); the keys only decide the weights.",
+)
 def _b_keys(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     return _bahdanau(_energies(query, keys, W_query, W_key, v), keys, key_padding_mask)
 
 
-@mistake("bahdanau_attention", "pads are left unmasked: the key_padding_mask is ignored, so padded positions get "
-         "weight. Pass it to the softmax (True = blocked).")
+@mistake(
+    "bahdanau_attention",
+    "pads are left unmasked: the key_padding_mask is ignored, so padded positions get "
+    "weight. Pass it to the softmax (True = blocked).",
+)
 def _b_unmasked(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     return _bahdanau(_energies(query, keys, W_query, W_key, v), values, None)
 
 
-@mistake("bahdanau_attention", "the key_padding_mask is used inverted: True marks the pads, which must get zero "
-         "weight.")
+@mistake(
+    "bahdanau_attention",
+    "the key_padding_mask is used inverted: True marks the pads, which must get zero weight.",
+)
 def _b_inverted(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     m = None if key_padding_mask is None else ~key_padding_mask
     return _bahdanau(_energies(query, keys, W_query, W_key, v), values, m)
 
 
-@mistake("bahdanau_attention", "the scores ignore the encoder states (keys): every position gets the same "
-         "weight. The energy is v · tanh(W_query q + W_key k_j).")
+@mistake(
+    "bahdanau_attention",
+    "the scores ignore the encoder states (keys): every position gets the same "
+    "weight. The energy is v · tanh(W_query q + W_key k_j).",
+)
 def _b_ignores_keys(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     e = (torch.tanh(query @ W_query.T) @ v)[:, None].expand(keys.shape[0], keys.shape[1])
     return _bahdanau(e, values, key_padding_mask)
 
 
-@mistake("bahdanau_attention", "the scores ignore the query: every decoder step would attend the same way. "
-         "The energy is v · tanh(W_query q + W_key k_j).")
+@mistake(
+    "bahdanau_attention",
+    "the scores ignore the query: every decoder step would attend the same way. "
+    "The energy is v · tanh(W_query q + W_key k_j).",
+)
 def _b_ignores_query(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     return _bahdanau(torch.tanh(keys @ W_key.T) @ v, values, key_padding_mask)
 
@@ -175,16 +231,22 @@ def _b_no_tanh(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     return _bahdanau(((query @ W_query.T)[:, None, :] + keys @ W_key.T) @ v, values, key_padding_mask)
 
 
-@mistake("bahdanau_attention", "the weights are not a softmax of the energies: use exp(e_j) / Σ_k exp(e_k) over "
-         "the unmasked positions (masked_softmax), not the raw energies.")
+@mistake(
+    "bahdanau_attention",
+    "the weights are not a softmax of the energies: use exp(e_j) / Σ_k exp(e_k) over "
+    "the unmasked positions (masked_softmax), not the raw energies.",
+)
 def _b_raw_scores(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     e = _energies(query, keys, W_query, W_key, v)
     w = e if key_padding_mask is None else e.masked_fill(key_padding_mask, 0.0)
     return (w[:, :, None] * values).sum(1), w
 
 
-@mistake("bahdanau_attention", "the weights are not a softmax: the energies are normalised by their sum instead "
-         "of exponentiated (use masked_softmax).")
+@mistake(
+    "bahdanau_attention",
+    "the weights are not a softmax: the energies are normalised by their sum instead "
+    "of exponentiated (use masked_softmax).",
+)
 def _b_sum_normalised(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     e = _energies(query, keys, W_query, W_key, v)
     e = e if key_padding_mask is None else e.masked_fill(key_padding_mask, 0.0)
@@ -192,27 +254,39 @@ def _b_sum_normalised(query, keys, values, W_query, W_key, v, key_padding_mask=N
     return (w[:, :, None] * values).sum(1), w
 
 
-@mistake("bahdanau_attention", "the weights are not a softmax over the positions: the softmax ran over the batch "
-         "axis (dim=0). Normalise over the S source positions (dim=-1).")
+@mistake(
+    "bahdanau_attention",
+    "the weights are not a softmax over the positions: the softmax ran over the batch "
+    "axis (dim=0). Normalise over the S source positions (dim=-1).",
+)
 def _b_softmax_batch(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     return _bahdanau(_energies(query, keys, W_query, W_key, v), values, key_padding_mask, dim=0)
 
 
-@mistake("bahdanau_attention", "the mask is applied after the softmax: the remaining weights no longer sum to 1. "
-         "Mask the energies (with -inf) before the softmax.")
+@mistake(
+    "bahdanau_attention",
+    "the mask is applied after the softmax: the remaining weights no longer sum to 1. "
+    "Mask the energies (with -inf) before the softmax.",
+)
 def _b_after(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     return _bahdanau(_energies(query, keys, W_query, W_key, v), values, key_padding_mask, after=True)
 
 
-@mistake("bahdanau_attention", "a sample whose keys are all pads gets NaN: softmax of a row of -inf is 0/0. Give it "
-         "zero weights and a zero context (masked_softmax does).")
+@mistake(
+    "bahdanau_attention",
+    "a sample whose keys are all pads gets NaN: softmax of a row of -inf is 0/0. Give it "
+    "zero weights and a zero context (masked_softmax does).",
+)
 def _b_nan(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     return _bahdanau(_energies(query, keys, W_query, W_key, v), values, key_padding_mask, nan_ok=True)
 
 
-@mistake("bahdanau_attention", "a sample whose keys are all pads gets uniform weights: filling with -1e9 (or the "
-         "dtype's minimum) instead of -inf makes an all-blocked row uniform. It must get zero weights and a zero "
-         "context.")
+@mistake(
+    "bahdanau_attention",
+    "a sample whose keys are all pads gets uniform weights: filling with -1e9 (or the "
+    "dtype's minimum) instead of -inf makes an all-blocked row uniform. It must get zero weights and a zero "
+    "context.",
+)
 def _b_uniform(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     return _bahdanau(_energies(query, keys, W_query, W_key, v), values, key_padding_mask, fill=-1e9)
 
@@ -236,13 +310,21 @@ def _additive_by_linear_layers(query, keys, W_query, W_key, v):
         return lin_v(torch.tanh(lin_q(query).unsqueeze(1) + lin_k(keys))).squeeze(-1)
 
 
-@exercise("additive_scores", lesson=2, points=1, title="Additive (Bahdanau) energies",
-          reference="tfmcourse.seq2seq:additive_scores")
+@exercise(
+    "additive_scores",
+    lesson=2,
+    points=1,
+    title="Additive (Bahdanau) energies",
+    reference="tfmcourse.seq2seq:additive_scores",
+)
 def check_additive_scores(additive_scores, *, seed: int = 0) -> None:
     name = "additive_scores"
     g = generator(seed)
-    cases = [("(B=2, S=7, Dq=5, Dk=6, A=3)", 2, 7, 5, 6, 3), ("(B=3, S=4, Dq=6, Dk=5, A=9)", 3, 4, 6, 5, 9),
-             ("(B=1, S=1: a single key)", 1, 1, 5, 6, 3)]
+    cases = [
+        ("(B=2, S=7, Dq=5, Dk=6, A=3)", 2, 7, 5, 6, 3),
+        ("(B=3, S=4, Dq=6, Dk=5, A=9)", 3, 4, 6, 5, 9),
+        ("(B=1, S=1: a single key)", 1, 1, 5, 6, 3),
+    ]
     for label, B, S, Dq, Dk, A in cases:
         query = randn(B, Dq, g=g, scale=1.3, shift=0.2)
         keys = randn(B, S, Dk, g=g, scale=1.3, shift=-0.3)
@@ -251,11 +333,24 @@ def check_additive_scores(additive_scores, *, seed: int = 0) -> None:
         before = [a.clone() for a in args]
         got = call(name, additive_scores, *args)
         for a, a0 in zip(args, before):
-            require(torch.equal(a, a0), name, "it modified one of its inputs in place; compute new tensors instead")
+            require(
+                torch.equal(a, a0),
+                name,
+                "it modified one of its inputs in place; compute new tensors instead",
+            )
         expect_tensor(name, got, (B, S), what=f"scores {label}", axes="B,S")
-        assert_close(name, got, seq2seq.additive_scores(*args), what="scores", case=label, mistake_args=args,
-                     hint="e_j = v · tanh(W_query q + W_key k_j): (B, A) broadcast against (B, S, A), then · v")
-        assert_close(name, got, _additive_by_linear_layers(*args), what="scores (vs nn.Linear layers)", case=label)
+        assert_close(
+            name,
+            got,
+            seq2seq.additive_scores(*args),
+            what="scores",
+            case=label,
+            mistake_args=args,
+            hint="e_j = v · tanh(W_query q + W_key k_j): (B, A) broadcast against (B, S, A), then · v",
+        )
+        assert_close(
+            name, got, _additive_by_linear_layers(*args), what="scores (vs nn.Linear layers)", case=label
+        )
     passed(name, "v · tanh(W_query q + W_key k_j) for every key, with distinct sizes B, S, Dq, Dk, A")
 
 
@@ -278,30 +373,55 @@ def _ms_cases(g):
     yield "with a (3, 7) mask whose second row is fully blocked", s2, m2
 
 
-@exercise("masked_softmax", lesson=2, points=1, title="Softmax that ignores blocked positions",
-          reference="tfmcourse.attention:masked_softmax")
+@exercise(
+    "masked_softmax",
+    lesson=2,
+    points=1,
+    title="Softmax that ignores blocked positions",
+    reference="tfmcourse.attention:masked_softmax",
+)
 def check_masked_softmax(masked_softmax, *, seed: int = 0) -> None:
     name = "masked_softmax"
     g = generator(seed)
     for label, scores, mask in _ms_cases(g):
         before = (scores.clone(), None if mask is None else mask.clone())
         got = call(name, masked_softmax, scores, mask)
-        require(torch.equal(scores, before[0]) and (mask is None or torch.equal(mask, before[1])), name,
-                f"it modified its inputs in place {label}; use out-of-place ops (masked_fill, not masked_fill_)")
+        require(
+            torch.equal(scores, before[0]) and (mask is None or torch.equal(mask, before[1])),
+            name,
+            f"it modified its inputs in place {label}; use out-of-place ops (masked_fill, not masked_fill_)",
+        )
         expect_tensor(name, got, tuple(scores.shape), what=f"weights {label}")
         expected = attention.masked_softmax(scores, mask)
         assert_close(name, got, expected, what="weights", case=label, mistake_args=(scores, mask))
-        full = torch.zeros_like(scores, dtype=torch.bool) if mask is None else torch.broadcast_to(mask, scores.shape)
+        full = (
+            torch.zeros_like(scores, dtype=torch.bool)
+            if mask is None
+            else torch.broadcast_to(mask, scores.shape)
+        )
         empty = full.all(-1)  # fully blocked rows
-        builtin = torch.softmax(scores.masked_fill(full, float("-inf")), dim=-1)  # torch's softmax, -inf at blocks
-        assert_close(name, got[~empty], builtin[~empty], what="weights (vs torch.softmax with -inf at blocked "
-                     "positions)", case=label)
+        builtin = torch.softmax(
+            scores.masked_fill(full, float("-inf")), dim=-1
+        )  # torch's softmax, -inf at blocks
+        assert_close(
+            name,
+            got[~empty],
+            builtin[~empty],
+            what="weights (vs torch.softmax with -inf at blocked positions)",
+            case=label,
+        )
         require(bool((got[full] == 0).all()), name, f"blocked positions must get exactly 0 weight {label}")
         rows = got.sum(-1)
-        require(torch.allclose(rows[~empty], torch.ones_like(rows[~empty]), atol=1e-5), name,
-                f"every row with an unblocked position must sum to 1 {label}")
+        require(
+            torch.allclose(rows[~empty], torch.ones_like(rows[~empty]), atol=1e-5),
+            name,
+            f"every row with an unblocked position must sum to 1 {label}",
+        )
         require(bool((got[empty] == 0).all()), name, f"a fully blocked row must be all zeros {label}")
-    passed(name, "softmax over the last axis, exactly 0 where blocked, rows sum to 1, a fully blocked row → zeros")
+    passed(
+        name,
+        "softmax over the last axis, exactly 0 where blocked, rows sum to 1, a fully blocked row → zeros",
+    )
 
 
 def _bahdanau_cases(g):
@@ -316,8 +436,13 @@ def _bahdanau_cases(g):
     yield "(Dk=6, Dv=9, the second sample is all pads)", 2, 5, Dq, 6, 9, 3, pad2
 
 
-@exercise("bahdanau_attention", lesson=2, points=2, title="Bahdanau attention",
-          reference="tfmcourse.seq2seq:bahdanau_attention")
+@exercise(
+    "bahdanau_attention",
+    lesson=2,
+    points=2,
+    title="Bahdanau attention",
+    reference="tfmcourse.seq2seq:bahdanau_attention",
+)
 def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
     name = "bahdanau_attention"
     g = generator(seed)
@@ -333,33 +458,71 @@ def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
         for a, a0 in zip(list(args) + ([pad] if pad is not None else []), before):
             require(torch.equal(a, a0), name, f"it modified one of its inputs in place {label}")
         if not (isinstance(got, tuple) and len(got) == 2):
-            raise CheckFailed(f"{name}: should return a tuple (context, weights), got {type(got).__name__}"
-                              + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else ""))
+            raise CheckFailed(
+                f"{name}: should return a tuple (context, weights), got {type(got).__name__}"
+                + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else "")
+            )
         context, weights = got
         expect_tensor(name, weights, (B, S), what=f"weights {label}", axes="B,S")
         if isinstance(context, torch.Tensor) and tuple(context.shape) == (B, Dk) and Dk != Dv:
-            raise CheckFailed(f"{name}: context has shape {tuple(context.shape)} = (B, Dk), expected (B, Dv) = "
-                              f"{(B, Dv)} {label}. The context is built from the keys instead of the values: "
-                              f"weight the values.")
+            raise CheckFailed(
+                f"{name}: context has shape {tuple(context.shape)} = (B, Dk), expected (B, Dv) = "
+                f"{(B, Dv)} {label}. The context is built from the keys instead of the values: "
+                f"weight the values."
+            )
         expect_tensor(name, context, (B, Dv), what=f"context {label}", axes="B,Dv")
         ref_c, ref_w = seq2seq.bahdanau_attention(*args, **kwargs)
-        assert_close(name, weights, ref_w, what="weights", case=label, mistake_args=args, mistake_kwargs=kwargs,
-                     mistake_pick=lambda r: r[1])
-        assert_close(name, context, ref_c, what="context", case=label, mistake_args=args, mistake_kwargs=kwargs,
-                     mistake_pick=lambda r: r[0], hint="context = Σ_j weights_j · values_j")
+        assert_close(
+            name,
+            weights,
+            ref_w,
+            what="weights",
+            case=label,
+            mistake_args=args,
+            mistake_kwargs=kwargs,
+            mistake_pick=lambda r: r[1],
+        )
+        assert_close(
+            name,
+            context,
+            ref_c,
+            what="context",
+            case=label,
+            mistake_args=args,
+            mistake_kwargs=kwargs,
+            mistake_pick=lambda r: r[0],
+            hint="context = Σ_j weights_j · values_j",
+        )
         # invariants: pads get exactly 0 and do not matter; rows sum to 1; an all-pad sample gives zeros
         if pad is not None:
-            require(bool((weights[pad] == 0).all()), name, f"padded positions must get exactly 0 weight {label}")
+            require(
+                bool((weights[pad] == 0).all()), name, f"padded positions must get exactly 0 weight {label}"
+            )
             empty = pad.all(-1)
             rows = weights.sum(-1)
-            require(torch.allclose(rows[~empty], torch.ones_like(rows[~empty]), atol=1e-5), name,
-                    f"each sample's weights over its real positions must sum to 1 {label}")
-            require(bool((context[empty] == 0).all()) and bool((weights[empty] == 0).all()), name,
-                    f"a sample whose keys are all pads must get zero weights and a zero context {label}")
+            require(
+                torch.allclose(rows[~empty], torch.ones_like(rows[~empty]), atol=1e-5),
+                name,
+                f"each sample's weights over its real positions must sum to 1 {label}",
+            )
+            require(
+                bool((context[empty] == 0).all()) and bool((weights[empty] == 0).all()),
+                name,
+                f"a sample whose keys are all pads must get zero weights and a zero context {label}",
+            )
             junk = torch.where(pad[..., None], torch.full_like(keys, 50.0), keys)
             junk_v = torch.where(pad[..., None], torch.full_like(values, -50.0), values)
             c2, _ = call(name, bahdanau_attention, query, junk, junk_v, W_query, W_key, v, **kwargs)
-            assert_close(name, c2, context, what="context", case=f"after changing only the padded keys and "
-                         f"values {label}", hint="pads must not influence the context at all")
-    passed(name, "energies → masked softmax → weighted sum of the values; pads get 0 and change nothing; "
-           "an all-pad sample gives zeros")
+            assert_close(
+                name,
+                c2,
+                context,
+                what="context",
+                case=f"after changing only the padded keys and values {label}",
+                hint="pads must not influence the context at all",
+            )
+    passed(
+        name,
+        "energies → masked softmax → weighted sum of the values; pads get 0 and change nothing; "
+        "an all-pad sample gives zeros",
+    )

@@ -1,4 +1,5 @@
 """Checks for lesson 06: ``causal_mask``, ``padding_mask``, ``scaled_dot_product_attention``."""
+
 from __future__ import annotations
 
 import math
@@ -23,26 +24,37 @@ from tfmcourse.checks._core import (
 # ---------------------------------------------------------------- known mistakes
 
 
-@mistake("causal_mask", "the diagonal is blocked too (off by one): a token must be able to attend to "
-         "itself, so block only j > i — use triu with diagonal=1.")
+@mistake(
+    "causal_mask",
+    "the diagonal is blocked too (off by one): a token must be able to attend to "
+    "itself, so block only j > i — use triu with diagonal=1.",
+)
 def _causal_blocks_diagonal(T):
     return torch.ones(T, T, dtype=torch.bool).triu(0)
 
 
-@mistake("causal_mask", "each query can still see the next token (off by one the other way): block every "
-         "j > i, i.e. triu with diagonal=1, not 2.")
+@mistake(
+    "causal_mask",
+    "each query can still see the next token (off by one the other way): block every "
+    "j > i, i.e. triu with diagonal=1, not 2.",
+)
 def _causal_sees_next(T):
     return torch.ones(T, T, dtype=torch.bool).triu(2)
 
 
-@mistake("causal_mask", "the mask is inverted: True must mean *blocked* (the future), so the past and "
-         "the diagonal are False.")
+@mistake(
+    "causal_mask",
+    "the mask is inverted: True must mean *blocked* (the future), so the past and the diagonal are False.",
+)
 def _causal_inverted(T):
     return ~torch.ones(T, T, dtype=torch.bool).triu(1)
 
 
-@mistake("causal_mask", "the past is blocked instead of the future: True belongs strictly *above* the "
-         "diagonal (key j after query i).")
+@mistake(
+    "causal_mask",
+    "the past is blocked instead of the future: True belongs strictly *above* the "
+    "diagonal (key j after query i).",
+)
 def _causal_blocks_past(T):
     return torch.ones(T, T, dtype=torch.bool).tril(-1)
 
@@ -61,8 +73,11 @@ def _scores(q, k, scale):
     return q @ k.transpose(-2, -1) * scale
 
 
-@mistake("scaled_dot_product_attention", "the scores are not scaled: divide q·kᵀ by sqrt(d_k) before "
-         "the softmax, or large d_k saturates the softmax.")
+@mistake(
+    "scaled_dot_product_attention",
+    "the scores are not scaled: divide q·kᵀ by sqrt(d_k) before "
+    "the softmax, or large d_k saturates the softmax.",
+)
 def _sdpa_no_scale(q, k, v, attn_mask=None):
     w = attention.masked_softmax(_scores(q, k, 1.0), attn_mask)
     return w @ v, w
@@ -80,8 +95,11 @@ def _sdpa_times_sqrt(q, k, v, attn_mask=None):
     return w @ v, w
 
 
-@mistake("scaled_dot_product_attention", "the softmax runs over the query axis (dim=-2): each query's "
-         "weights over the keys must sum to 1, so use softmax(dim=-1).")
+@mistake(
+    "scaled_dot_product_attention",
+    "the softmax runs over the query axis (dim=-2): each query's "
+    "weights over the keys must sum to 1, so use softmax(dim=-1).",
+)
 def _sdpa_softmax_queries(q, k, v, attn_mask=None):
     s = _scores(q, k, 1 / math.sqrt(q.shape[-1]))
     if attn_mask is not None:
@@ -90,16 +108,23 @@ def _sdpa_softmax_queries(q, k, v, attn_mask=None):
     return w @ v, w
 
 
-@mistake("scaled_dot_product_attention", "the mask is used inverted: True means *blocked*, so fill the "
-         "scores where the mask is True (masked_fill(mask, -inf)), not where it is False.")
+@mistake(
+    "scaled_dot_product_attention",
+    "the mask is used inverted: True means *blocked*, so fill the "
+    "scores where the mask is True (masked_fill(mask, -inf)), not where it is False.",
+)
 def _sdpa_inverted_mask(q, k, v, attn_mask=None):
-    w = attention.masked_softmax(_scores(q, k, 1 / math.sqrt(q.shape[-1])),
-                                 None if attn_mask is None else ~attn_mask)
+    w = attention.masked_softmax(
+        _scores(q, k, 1 / math.sqrt(q.shape[-1])), None if attn_mask is None else ~attn_mask
+    )
     return w @ v, w
 
 
-@mistake("scaled_dot_product_attention", "the mask is applied after the softmax: zeroing weights afterwards "
-         "leaves rows that no longer sum to 1. Fill blocked scores with -inf *before* the softmax.")
+@mistake(
+    "scaled_dot_product_attention",
+    "the mask is applied after the softmax: zeroing weights afterwards "
+    "leaves rows that no longer sum to 1. Fill blocked scores with -inf *before* the softmax.",
+)
 def _sdpa_mask_after_softmax(q, k, v, attn_mask=None):
     w = torch.softmax(_scores(q, k, 1 / math.sqrt(q.shape[-1])), dim=-1)
     if attn_mask is not None:
@@ -107,8 +132,11 @@ def _sdpa_mask_after_softmax(q, k, v, attn_mask=None):
     return w @ v, w
 
 
-@mistake("scaled_dot_product_attention", "a fully blocked row gives NaN: softmax of a row of -inf is 0/0. "
-         "Give such rows zero weights (e.g. masked_fill the weights with 0 afterwards, or use nan_to_num).")
+@mistake(
+    "scaled_dot_product_attention",
+    "a fully blocked row gives NaN: softmax of a row of -inf is 0/0. "
+    "Give such rows zero weights (e.g. masked_fill the weights with 0 afterwards, or use nan_to_num).",
+)
 def _sdpa_nan_rows(q, k, v, attn_mask=None):
     s = _scores(q, k, 1 / math.sqrt(q.shape[-1]))
     if attn_mask is not None:
@@ -117,9 +145,12 @@ def _sdpa_nan_rows(q, k, v, attn_mask=None):
     return w @ v, w
 
 
-@mistake("scaled_dot_product_attention", "a fully blocked row gets uniform weights: filling with a large "
-         "negative number (-1e9) instead of -inf makes an all-blocked row uniform. Such a row must get "
-         "all-zero weights and a zero output.")
+@mistake(
+    "scaled_dot_product_attention",
+    "a fully blocked row gets uniform weights: filling with a large "
+    "negative number (-1e9) instead of -inf makes an all-blocked row uniform. Such a row must get "
+    "all-zero weights and a zero output.",
+)
 def _sdpa_uniform_rows(q, k, v, attn_mask=None):
     s = _scores(q, k, 1 / math.sqrt(q.shape[-1]))
     if attn_mask is not None:
@@ -131,8 +162,7 @@ def _sdpa_uniform_rows(q, k, v, attn_mask=None):
 # ---------------------------------------------------------------- checks
 
 
-@exercise("causal_mask", lesson=6, points=1, title="Causal mask",
-          reference="tfmcourse.masks:causal_mask")
+@exercise("causal_mask", lesson=6, points=1, title="Causal mask", reference="tfmcourse.masks:causal_mask")
 def check_causal_mask(causal_mask, *, seed: int = 0) -> None:
     name = "causal_mask"
     g = generator(seed)
@@ -142,13 +172,19 @@ def check_causal_mask(causal_mask, *, seed: int = 0) -> None:
     for T in sizes:
         got = call(name, causal_mask, T)
         expect_tensor(name, got, (T, T), dtype=torch.bool, what=f"mask for T={T}", axes="T,T")
-        assert_close(name, got, masks.causal_mask(T), what="mask", case=f"for T={T}",
-                     mistake_args=(T,), hint="True = blocked: query i may not see key j > i.")
+        assert_close(
+            name,
+            got,
+            masks.causal_mask(T),
+            what="mask",
+            case=f"for T={T}",
+            mistake_args=(T,),
+            hint="True = blocked: query i may not see key j > i.",
+        )
     passed(name, f"(T, T) bool, True strictly above the diagonal, for T in {sizes}")
 
 
-@exercise("padding_mask", lesson=6, points=1, title="Padding mask",
-          reference="tfmcourse.masks:padding_mask")
+@exercise("padding_mask", lesson=6, points=1, title="Padding mask", reference="tfmcourse.masks:padding_mask")
 def check_padding_mask(padding_mask, *, seed: int = 0) -> None:
     name = "padding_mask"
     g = generator(seed)
@@ -162,10 +198,20 @@ def check_padding_mask(padding_mask, *, seed: int = 0) -> None:
             tokens[b, n:] = pad_id
         before = tokens.clone()
         got = call(name, padding_mask, tokens, pad_id)
-        require(torch.equal(tokens, before), name, "it changed the tokens tensor it was given; build a new mask instead")
+        require(
+            torch.equal(tokens, before),
+            name,
+            "it changed the tokens tensor it was given; build a new mask instead",
+        )
         expect_tensor(name, got, (B, S), dtype=torch.bool, what="mask", axes="B,S")
-        assert_close(name, got, masks.padding_mask(tokens, pad_id), what="mask", case=f"with pad_id={pad_id}",
-                     mistake_args=(tokens, pad_id))
+        assert_close(
+            name,
+            got,
+            masks.padding_mask(tokens, pad_id),
+            what="mask",
+            case=f"with pad_id={pad_id}",
+            mistake_args=(tokens, pad_id),
+        )
     passed(name, f"(B, S) bool, True exactly at the pads, for pad ids {pad_ids[0]} and {pad_ids[1]}")
 
 
@@ -187,8 +233,13 @@ def _sdpa_cases(g: torch.Generator):
     yield "with a random (B, T, S) mask that blocks query 2 of sample 0 completely", q, k, v, blocked
 
 
-@exercise("scaled_dot_product_attention", lesson=6, points=2, title="Scaled dot-product attention",
-          reference="tfmcourse.attention:scaled_dot_product_attention")
+@exercise(
+    "scaled_dot_product_attention",
+    lesson=6,
+    points=2,
+    title="Scaled dot-product attention",
+    reference="tfmcourse.attention:scaled_dot_product_attention",
+)
 def check_scaled_dot_product_attention(scaled_dot_product_attention, *, seed: int = 0) -> None:
     name = "scaled_dot_product_attention"
     g = generator(seed)
@@ -196,39 +247,84 @@ def check_scaled_dot_product_attention(scaled_dot_product_attention, *, seed: in
         inputs = [t.clone() for t in (q, k, v)] + ([m.clone()] if m is not None else [])
         got = call(name, scaled_dot_product_attention, q, k, v, attn_mask=m)
         for t, t0 in zip((q, k, v, m), inputs):
-            require(t is None or torch.equal(t, t0), name,
-                    f"it modified one of its inputs in place {label}; use out-of-place ops (masked_fill, not masked_fill_)")
+            require(
+                t is None or torch.equal(t, t0),
+                name,
+                f"it modified one of its inputs in place {label}; use out-of-place ops (masked_fill, not masked_fill_)",
+            )
         if not (isinstance(got, tuple) and len(got) == 2):
-            raise CheckFailed(f"{name}: should return a tuple (out, weights), got {type(got).__name__}"
-                              + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else ""))
+            raise CheckFailed(
+                f"{name}: should return a tuple (out, weights), got {type(got).__name__}"
+                + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else "")
+            )
         out, w = got
         T, S, dv = q.shape[-2], k.shape[-2], v.shape[-1]
         lead = tuple(q.shape[:-2])
-        expect_tensor(name, w, lead + (T, S), what=f"weights {label}",
-                      axes=",".join(["B", "H"][: len(lead)] + ["T", "S"]))
-        expect_tensor(name, out, lead + (T, dv), what=f"out {label}",
-                      axes=",".join(["B", "H"][: len(lead)] + ["T", "dv"]))
+        expect_tensor(
+            name,
+            w,
+            lead + (T, S),
+            what=f"weights {label}",
+            axes=",".join(["B", "H"][: len(lead)] + ["T", "S"]),
+        )
+        expect_tensor(
+            name,
+            out,
+            lead + (T, dv),
+            what=f"out {label}",
+            axes=",".join(["B", "H"][: len(lead)] + ["T", "dv"]),
+        )
         ref_out, ref_w = attention.scaled_dot_product_attention(q, k, v, attn_mask=m)
         args = (q, k, v)
-        assert_close(name, w, ref_w, what="weights", case=label, mistake_args=args,
-                     mistake_kwargs={"attn_mask": m}, mistake_pick=lambda r: r[1])
-        assert_close(name, out, ref_out, what="out", case=label, mistake_args=args,
-                     mistake_kwargs={"attn_mask": m}, mistake_pick=lambda r: r[0],
-                     hint="out = weights @ v")
+        assert_close(
+            name,
+            w,
+            ref_w,
+            what="weights",
+            case=label,
+            mistake_args=args,
+            mistake_kwargs={"attn_mask": m},
+            mistake_pick=lambda r: r[1],
+        )
+        assert_close(
+            name,
+            out,
+            ref_out,
+            what="out",
+            case=label,
+            mistake_args=args,
+            mistake_kwargs={"attn_mask": m},
+            mistake_pick=lambda r: r[0],
+            hint="out = weights @ v",
+        )
         if m is not None:
             full = torch.broadcast_to(m, w.shape)
             require(bool((w[full] == 0).all()), name, f"blocked positions must get exactly 0 weight {label}")
             empty = full.all(-1)
             rows = w.sum(-1)
-            require(torch.allclose(rows[~empty], torch.ones_like(rows[~empty]), atol=1e-5), name,
-                    f"each query's weights over the keys must sum to 1 {label}")
+            require(
+                torch.allclose(rows[~empty], torch.ones_like(rows[~empty]), atol=1e-5),
+                name,
+                f"each query's weights over the keys must sum to 1 {label}",
+            )
             if empty.any():
-                require(bool((out[empty] == 0).all()), name,
-                        f"a fully blocked query must give a zero output {label}")
+                require(
+                    bool((out[empty] == 0).all()),
+                    name,
+                    f"a fully blocked query must give a zero output {label}",
+                )
         # the torch built-in agrees wherever it is defined (True = *allowed* there: convert once)
         if m is None or not torch.broadcast_to(m, w.shape).all(-1).any():
             builtin = F.scaled_dot_product_attention(q, k, v, attn_mask=None if m is None else ~m)
-            assert_close(name, out, builtin, what="out (vs torch.nn.functional.scaled_dot_product_attention)",
-                         case=label)
-    passed(name, "matches the reference and torch's built-in; rows sum to 1, blocked → exactly 0, "
-           "a fully blocked row → zeros")
+            assert_close(
+                name,
+                out,
+                builtin,
+                what="out (vs torch.nn.functional.scaled_dot_product_attention)",
+                case=label,
+            )
+    passed(
+        name,
+        "matches the reference and torch's built-in; rows sum to 1, blocked → exactly 0, "
+        "a fully blocked row → zeros",
+    )

@@ -1,4 +1,5 @@
 """Checks for lesson 07: ``split_heads``, ``merge_heads``, ``MultiHeadAttention``."""
+
 from __future__ import annotations
 
 import functools
@@ -28,38 +29,51 @@ from tfmcourse.checks._core import (
 # ---------------------------------------------------------------- known mistakes: split / merge
 
 
-@mistake("split_heads", "the heads are split without the transpose: x.view(B, H, T, d_head) cuts the "
-         "(T·D) block of each sample into H slabs that mix positions. Use "
-         "x.view(B, T, H, d_head).transpose(1, 2).")
+@mistake(
+    "split_heads",
+    "the heads are split without the transpose: x.view(B, H, T, d_head) cuts the "
+    "(T·D) block of each sample into H slabs that mix positions. Use "
+    "x.view(B, T, H, d_head).transpose(1, 2).",
+)
 def _split_no_transpose(x, n_heads):
     B, T, D = x.shape
     return x.reshape(B, n_heads, T, D // n_heads)
 
 
-@mistake("split_heads", "the features are dealt to the heads round-robin (view as (B, T, d_head, H)): "
-         "head h must get the contiguous block of features h·d_head … (h+1)·d_head - 1.")
+@mistake(
+    "split_heads",
+    "the features are dealt to the heads round-robin (view as (B, T, d_head, H)): "
+    "head h must get the contiguous block of features h·d_head … (h+1)·d_head - 1.",
+)
 def _split_interleaved(x, n_heads):
     B, T, D = x.shape
     return x.reshape(B, T, D // n_heads, n_heads).permute(0, 3, 1, 2)
 
 
-@mistake("merge_heads", "the heads are merged without the transpose: x.reshape(B, T, H·d_head) on a "
-         "(B, H, T, d_head) tensor mixes positions. Use x.transpose(1, 2).reshape(B, T, H·d_head) "
-         "(reshape, or .contiguous().view, after the transpose).")
+@mistake(
+    "merge_heads",
+    "the heads are merged without the transpose: x.reshape(B, T, H·d_head) on a "
+    "(B, H, T, d_head) tensor mixes positions. Use x.transpose(1, 2).reshape(B, T, H·d_head) "
+    "(reshape, or .contiguous().view, after the transpose).",
+)
 def _merge_no_transpose(x):
     B, H, T, dh = x.shape
     return x.reshape(B, T, H * dh)
 
 
-@mistake("merge_heads", "the heads' features are interleaved (permute to (B, T, d_head, H)): head h's "
-         "features must stay a contiguous block h·d_head … (h+1)·d_head - 1.")
+@mistake(
+    "merge_heads",
+    "the heads' features are interleaved (permute to (B, T, d_head, H)): head h's "
+    "features must stay a contiguous block h·d_head … (h+1)·d_head - 1.",
+)
 def _merge_interleaved(x):
     B, H, T, dh = x.shape
     return x.permute(0, 2, 3, 1).reshape(B, T, dh * H)
 
 
-@exercise("split_heads", lesson=7, points=1, title="Split into heads",
-          reference="tfmcourse.attention:split_heads")
+@exercise(
+    "split_heads", lesson=7, points=1, title="Split into heads", reference="tfmcourse.attention:split_heads"
+)
 def check_split_heads(split_heads, *, seed: int = 0) -> None:
     name = "split_heads"
     g = generator(seed)
@@ -69,16 +83,30 @@ def check_split_heads(split_heads, *, seed: int = 0) -> None:
         x0 = x.clone()
         got = call(name, split_heads, x, H)
         require(torch.equal(x, x0), name, "it modified its input in place")
-        expect_tensor(name, got, (B, H, T, D // H), what=f"output for x {tuple(x.shape)}, n_heads={H}",
-                      axes="B,H,T,d_head")
-        assert_close(name, got, attention.split_heads(x, H), case=f"for x {tuple(x.shape)}, n_heads={H}",
-                     mistake_args=(x, H), hint="x.view(B, T, H, D // H).transpose(1, 2)")
-    passed(name, "(B, T, D) → (B, H, T, D/H), head h = features h·d_head … (h+1)·d_head-1, "
-           f"for {len(cases)} shapes")
+        expect_tensor(
+            name,
+            got,
+            (B, H, T, D // H),
+            what=f"output for x {tuple(x.shape)}, n_heads={H}",
+            axes="B,H,T,d_head",
+        )
+        assert_close(
+            name,
+            got,
+            attention.split_heads(x, H),
+            case=f"for x {tuple(x.shape)}, n_heads={H}",
+            mistake_args=(x, H),
+            hint="x.view(B, T, H, D // H).transpose(1, 2)",
+        )
+    passed(
+        name,
+        f"(B, T, D) → (B, H, T, D/H), head h = features h·d_head … (h+1)·d_head-1, for {len(cases)} shapes",
+    )
 
 
-@exercise("merge_heads", lesson=7, points=1, title="Merge the heads",
-          reference="tfmcourse.attention:merge_heads")
+@exercise(
+    "merge_heads", lesson=7, points=1, title="Merge the heads", reference="tfmcourse.attention:merge_heads"
+)
 def check_merge_heads(merge_heads, *, seed: int = 0) -> None:
     name = "merge_heads"
     g = generator(seed)
@@ -90,21 +118,39 @@ def check_merge_heads(merge_heads, *, seed: int = 0) -> None:
         got = call(name, merge_heads, x)
         require(torch.equal(x, x0), name, "it modified its input in place")
         expect_tensor(name, got, (B, T, H * dh), what=f"output for x {tuple(x.shape)}", axes="B,T,D")
-        assert_close(name, got, attention.merge_heads(x), case=f"for x {tuple(x.shape)}",
-                     mistake_args=(x,), hint="x.transpose(1, 2).reshape(B, T, H * d_head)")
+        assert_close(
+            name,
+            got,
+            attention.merge_heads(x),
+            case=f"for x {tuple(x.shape)}",
+            mistake_args=(x,),
+            hint="x.transpose(1, 2).reshape(B, T, H * d_head)",
+        )
         back = attention.split_heads(got, H)
         require(torch.equal(back, x), name, "merge_heads must be the inverse of split_heads")
-    passed(name, "(B, H, T, d_head) → (B, T, H·d_head), the inverse of split_heads, for "
-           f"{len(cases)} shapes")
+    passed(name, f"(B, H, T, d_head) → (B, T, H·d_head), the inverse of split_heads, for {len(cases)} shapes")
 
 
 # ---------------------------------------------------------------- known mistakes: MultiHeadAttention
 # Each takes (params, query, key, value, attn_mask, key_padding_mask) and returns (out, weights).
 
 
-def _mha_variant(params, query, key, value, attn_mask=None, key_padding_mask=None, *, split="right",
-                 merge="right", scale="d_head", out_proj=True, use_attn_mask=True, use_kpm=True,
-                 pad_queries=False):
+def _mha_variant(
+    params,
+    query,
+    key,
+    value,
+    attn_mask=None,
+    key_padding_mask=None,
+    *,
+    split="right",
+    merge="right",
+    scale="d_head",
+    out_proj=True,
+    use_attn_mask=True,
+    use_kpm=True,
+    pad_queries=False,
+):
     H = params["n_heads"]
 
     def lin(x, n):
@@ -129,7 +175,9 @@ def _mha_variant(params, query, key, value, attn_mask=None, key_padding_mask=Non
     w = attention.masked_softmax(s, mask)
     ctx = w @ v  # (B, H, T, d_head)
     B, _, T, dh = ctx.shape
-    merged = ctx.reshape(B, T, H * dh) if merge == "no_transpose" else ctx.transpose(1, 2).reshape(B, T, H * dh)
+    merged = (
+        ctx.reshape(B, T, H * dh) if merge == "no_transpose" else ctx.transpose(1, 2).reshape(B, T, H * dh)
+    )
     return (lin(merged, "out_proj") if out_proj else merged), w
 
 
@@ -138,28 +186,51 @@ def _register(description, **flags):
     mistake("MultiHeadAttention", description)(impl)
 
 
-_register("the heads are split without the transpose: .view(B, H, T, d_head) mixes positions; use "
-          ".view(B, T, H, d_head).transpose(1, 2).", split="no_transpose")
-_register("the heads are merged without the transpose: the (B, H, T, d_head) context must become "
-          "(B, T, H, d_head) before the reshape to (B, T, D): .transpose(1, 2).reshape(B, T, D).",
-          merge="no_transpose")
-_register("the heads are split and merged without the transpose (the two mistakes do not cancel: "
-          "each head then attends over mixed positions).", split="no_transpose", merge="no_transpose")
+_register(
+    "the heads are split without the transpose: .view(B, H, T, d_head) mixes positions; use "
+    ".view(B, T, H, d_head).transpose(1, 2).",
+    split="no_transpose",
+)
+_register(
+    "the heads are merged without the transpose: the (B, H, T, d_head) context must become "
+    "(B, T, H, d_head) before the reshape to (B, T, D): .transpose(1, 2).reshape(B, T, D).",
+    merge="no_transpose",
+)
+_register(
+    "the heads are split and merged without the transpose (the two mistakes do not cancel: "
+    "each head then attends over mixed positions).",
+    split="no_transpose",
+    merge="no_transpose",
+)
 _register("the scores are not scaled: divide q·kᵀ by sqrt(d_head) before the softmax.", scale="none")
-_register("the scores are scaled by sqrt(d_model) instead of sqrt(d_head): each head's dot products "
-          "run over d_head = d_model / n_heads features, so divide by sqrt(d_model // n_heads).",
-          scale="d_model")
-_register("the output projection is missing: the merged heads go through out_proj (W_O) before "
-          "being returned.", out_proj=False)
-_register("attn_mask is ignored: blocked (True) positions of attn_mask must get zero weight.",
-          use_attn_mask=False)
-_register("key_padding_mask is ignored: pads (True) must get zero weight; broadcast the (B, S) mask "
-          "as (B, 1, 1, S).", use_kpm=False)
-_register("the padding mask is applied to the queries instead of the keys: key_padding_mask (B, S) "
-          "marks *keys* that no query may attend to, so broadcast it as (B, 1, 1, S), not (B, 1, S, 1).",
-          pad_queries=True)
-_register("the masks are ignored: combine attn_mask and key_padding_mask (True = blocked) and fill "
-          "the blocked scores with -inf before the softmax.", use_attn_mask=False, use_kpm=False)
+_register(
+    "the scores are scaled by sqrt(d_model) instead of sqrt(d_head): each head's dot products "
+    "run over d_head = d_model / n_heads features, so divide by sqrt(d_model // n_heads).",
+    scale="d_model",
+)
+_register(
+    "the output projection is missing: the merged heads go through out_proj (W_O) before being returned.",
+    out_proj=False,
+)
+_register(
+    "attn_mask is ignored: blocked (True) positions of attn_mask must get zero weight.", use_attn_mask=False
+)
+_register(
+    "key_padding_mask is ignored: pads (True) must get zero weight; broadcast the (B, S) mask "
+    "as (B, 1, 1, S).",
+    use_kpm=False,
+)
+_register(
+    "the padding mask is applied to the queries instead of the keys: key_padding_mask (B, S) "
+    "marks *keys* that no query may attend to, so broadcast it as (B, 1, 1, S), not (B, 1, S, 1).",
+    pad_queries=True,
+)
+_register(
+    "the masks are ignored: combine attn_mask and key_padding_mask (True = blocked) and fill "
+    "the blocked scores with -inf before the softmax.",
+    use_attn_mask=False,
+    use_kpm=False,
+)
 
 
 def _torch_mha(D: int, H: int, g: torch.Generator) -> nn.MultiheadAttention:
@@ -177,7 +248,7 @@ def _weights_of(mha: nn.MultiheadAttention) -> dict[str, torch.Tensor]:
     w, b = mha.in_proj_weight.detach(), mha.in_proj_bias.detach()
     out = {}
     for i, n in enumerate(("q_proj", "k_proj", "v_proj")):
-        out[f"{n}.weight"], out[f"{n}.bias"] = w[i * D:(i + 1) * D].clone(), b[i * D:(i + 1) * D].clone()
+        out[f"{n}.weight"], out[f"{n}.bias"] = w[i * D : (i + 1) * D].clone(), b[i * D : (i + 1) * D].clone()
     out["out_proj.weight"] = mha.out_proj.weight.detach().clone()
     out["out_proj.bias"] = mha.out_proj.bias.detach().clone()
     return out
@@ -199,18 +270,26 @@ def _mha_cases(g: torch.Generator):
     yield "with both an attn_mask and a key_padding_mask", q, k, v, causal, pad
 
 
-@exercise("MultiHeadAttention", lesson=7, points=3, title="Multi-head attention",
-          reference="tfmcourse.attention:MultiHeadAttention")
+@exercise(
+    "MultiHeadAttention",
+    lesson=7,
+    points=3,
+    title="Multi-head attention",
+    reference="tfmcourse.attention:MultiHeadAttention",
+)
 def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
     name = "MultiHeadAttention"
     g = generator(seed)
     D, H = TINY["d_model"], TINY["n_heads"]
     mha = call(name, MultiHeadAttention, D, H)
     n = count_parameters(mha)
-    require(n == 4 * (D * D + D), name,
-            f"MultiHeadAttention({D}, {H}) has {n} parameters, expected {4 * (D * D + D)}: four "
-            f"nn.Linear({D}, {D}) with bias (q_proj, k_proj, v_proj, out_proj) — the same as one head "
-            f"of full width; splitting into heads adds no parameters")
+    require(
+        n == 4 * (D * D + D),
+        name,
+        f"MultiHeadAttention({D}, {H}) has {n} parameters, expected {4 * (D * D + D)}: four "
+        f"nn.Linear({D}, {D}) with bias (q_proj, k_proj, v_proj, out_proj) — the same as one head "
+        f"of full width; splitting into heads adds no parameters",
+    )
     ref_torch = _torch_mha(D, H, g)
     weights = _weights_of(ref_torch)
     load_weights(mha, weights, name)
@@ -222,37 +301,82 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
         T, S = q.shape[1], k.shape[1]
         inputs = [t.clone() for t in (q, k, v)]
         got = call(name, mha, q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True, _no_grad=True)
-        require(all(torch.equal(a, b) for a, b in zip((q, k, v), inputs)), name,
-                f"forward modified its inputs in place ({label})")
+        require(
+            all(torch.equal(a, b) for a, b in zip((q, k, v), inputs)),
+            name,
+            f"forward modified its inputs in place ({label})",
+        )
         if not (isinstance(got, tuple) and len(got) == 2):
-            raise CheckFailed(f"{name}: with need_weights=True forward should return (out, weights), got "
-                              f"{type(got).__name__}" + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else ""))
+            raise CheckFailed(
+                f"{name}: with need_weights=True forward should return (out, weights), got "
+                f"{type(got).__name__}" + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else "")
+            )
         out, w = got
         expect_tensor(name, out, (q.shape[0], T, D), what=f"out ({label})", axes="B,T,D")
-        expect_tensor(name, w, (q.shape[0], H, T, S), what=f"weights ({label}); one map per head, not averaged",
-                      axes="B,H,T,S")
+        expect_tensor(
+            name,
+            w,
+            (q.shape[0], H, T, S),
+            what=f"weights ({label}); one map per head, not averaged",
+            axes="B,H,T,S",
+        )
         with torch.no_grad():
             ref_out, ref_w = ref(q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True)
-            t_out, t_w = ref_torch(q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True,
-                                   average_attn_weights=False)
+            t_out, t_w = ref_torch(
+                q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True, average_attn_weights=False
+            )
         margs, mkw = (params, q, k, v), {"attn_mask": am, "key_padding_mask": kpm}
-        assert_close(name, out, ref_out, what="out", case=f"({label})", mistake_args=margs,
-                     mistake_kwargs=mkw, mistake_pick=lambda r: r[0])
-        assert_close(name, w, ref_w, what="attention weights", case=f"({label})", mistake_args=margs,
-                     mistake_kwargs=mkw, mistake_pick=lambda r: r[1])
-        assert_close(name, out, t_out, what="out (vs torch.nn.MultiheadAttention with the same weights)",
-                     case=f"({label})")
-        assert_close(name, w, t_w, what="weights (vs torch.nn.MultiheadAttention, average_attn_weights=False)",
-                     case=f"({label})")
+        assert_close(
+            name,
+            out,
+            ref_out,
+            what="out",
+            case=f"({label})",
+            mistake_args=margs,
+            mistake_kwargs=mkw,
+            mistake_pick=lambda r: r[0],
+        )
+        assert_close(
+            name,
+            w,
+            ref_w,
+            what="attention weights",
+            case=f"({label})",
+            mistake_args=margs,
+            mistake_kwargs=mkw,
+            mistake_pick=lambda r: r[1],
+        )
+        assert_close(
+            name,
+            out,
+            t_out,
+            what="out (vs torch.nn.MultiheadAttention with the same weights)",
+            case=f"({label})",
+        )
+        assert_close(
+            name,
+            w,
+            t_w,
+            what="weights (vs torch.nn.MultiheadAttention, average_attn_weights=False)",
+            case=f"({label})",
+        )
     q, k, v = randn(2, 5, D, g=g), randn(2, 7, D, g=g), randn(2, 7, D, g=g)
     got = call(name, mha, q, k, v, _no_grad=True)
-    expect_tensor(name, got, (2, 5, D), what="output with the default need_weights=False (just `out`)",
-                  axes="B,T,D")
+    expect_tensor(
+        name, got, (2, 5, D), what="output with the default need_weights=False (just `out`)", axes="B,T,D"
+    )
     with torch.no_grad():
         assert_close(name, got, ref(q, k, v), what="out with need_weights=False")
     mha_nb = call(name, MultiHeadAttention, D, H, bias=False)
     n = count_parameters(mha_nb)
-    require(n == 4 * D * D, name, f"MultiHeadAttention({D}, {H}, bias=False) has {n} parameters, expected "
-            f"{4 * D * D}: pass bias=bias to the four nn.Linear layers")
-    passed(name, "equals torch.nn.MultiheadAttention with copied weights (T≠S, padding and causal masks), "
-           "per-head weights (B, H, T, S), 4·(D²+D) parameters")
+    require(
+        n == 4 * D * D,
+        name,
+        f"MultiHeadAttention({D}, {H}, bias=False) has {n} parameters, expected "
+        f"{4 * D * D}: pass bias=bias to the four nn.Linear layers",
+    )
+    passed(
+        name,
+        "equals torch.nn.MultiheadAttention with copied weights (T≠S, padding and causal masks), "
+        "per-head weights (B, H, T, S), 4·(D²+D) parameters",
+    )

@@ -11,6 +11,7 @@ Known mistakes are re-computed with the reference layer's own sub-modules:
 each mistake function takes ``(ref, *inputs)`` where ``ref`` is the reference
 layer holding the weights the learner's layer was given.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,14 +44,18 @@ D, H, DFF = TINY["d_model"], TINY["n_heads"], TINY["d_ff"]
 
 
 def _linear(g, out_f, in_f, prefix):
-    return {f"{prefix}.weight": randn(out_f, in_f, g=g, scale=in_f ** -0.5),
-            f"{prefix}.bias": randn(out_f, g=g, scale=0.1, shift=0.05)}
+    return {
+        f"{prefix}.weight": randn(out_f, in_f, g=g, scale=in_f**-0.5),
+        f"{prefix}.bias": randn(out_f, g=g, scale=0.1, shift=0.05),
+    }
 
 
 def _norm(g, prefix):
     # gains away from 1 and non-zero biases, so that swapped or missing norms show
-    return {f"{prefix}.weight": randn(D, g=g, scale=0.3, shift=1.0),
-            f"{prefix}.bias": randn(D, g=g, scale=0.2)}
+    return {
+        f"{prefix}.weight": randn(D, g=g, scale=0.3, shift=1.0),
+        f"{prefix}.bias": randn(D, g=g, scale=0.2),
+    }
 
 
 def _ff_weights(g, prefix="ff"):
@@ -93,9 +98,12 @@ def _deterministic(name, fn):
     first = fn()
     second = fn()
     if isinstance(first, Tensor) and isinstance(second, Tensor) and first.shape == second.shape:
-        require(torch.equal(first, second), name,
-                "two calls on the same input in eval mode gave different outputs: dropout must be off in "
-                "eval mode (use nn.Dropout modules, or F.dropout(x, p, training=self.training))")
+        require(
+            torch.equal(first, second),
+            name,
+            "two calls on the same input in eval mode gave different outputs: dropout must be off in "
+            "eval mode (use nn.Dropout modules, or F.dropout(x, p, training=self.training))",
+        )
     return first
 
 
@@ -109,32 +117,46 @@ def _expected_count(kind: str) -> int:
 # ---------------------------------------------------------------- known mistakes: FeedForward
 
 
-@mistake("FeedForward", "there is no ReLU between the two linear layers: without it the block is one "
-         "linear map. Compute linear2(relu(linear1(x))).")
+@mistake(
+    "FeedForward",
+    "there is no ReLU between the two linear layers: without it the block is one "
+    "linear map. Compute linear2(relu(linear1(x))).",
+)
 def _ff_no_relu(ref, x):
     return ref.linear2(ref.linear1(x))
 
 
-@mistake("FeedForward", "the ReLU is applied after linear2 instead of between the layers: "
-         "it must be linear2(relu(linear1(x))), with no activation on the output.")
+@mistake(
+    "FeedForward",
+    "the ReLU is applied after linear2 instead of between the layers: "
+    "it must be linear2(relu(linear1(x))), with no activation on the output.",
+)
 def _ff_relu_after(ref, x):
     return torch.relu(ref.linear2(ref.linear1(x)))
 
 
-@mistake("FeedForward", "a ReLU is applied after linear2 as well: the output of the block has no "
-         "activation (it is added to the residual stream, which must be able to go negative).")
+@mistake(
+    "FeedForward",
+    "a ReLU is applied after linear2 as well: the output of the block has no "
+    "activation (it is added to the residual stream, which must be able to go negative).",
+)
 def _ff_relu_twice(ref, x):
     return torch.relu(ref.linear2(torch.relu(ref.linear1(x))))
 
 
-@mistake("FeedForward", "GELU is used instead of ReLU: the paper (and nn.TransformerEncoderLayer's "
-         "default) uses ReLU.")
+@mistake(
+    "FeedForward",
+    "GELU is used instead of ReLU: the paper (and nn.TransformerEncoderLayer's default) uses ReLU.",
+)
 def _ff_gelu(ref, x):
     return ref.linear2(F.gelu(ref.linear1(x)))
 
 
-@mistake("FeedForward", "the input is added to the output: the residual connection belongs to the "
-         "encoder/decoder layer, not inside FeedForward.")
+@mistake(
+    "FeedForward",
+    "the input is added to the output: the residual connection belongs to the "
+    "encoder/decoder layer, not inside FeedForward.",
+)
 def _ff_residual_inside(ref, x):
     return x + ref.linear2(torch.relu(ref.linear1(x)))
 
@@ -142,8 +164,20 @@ def _ff_residual_inside(ref, x):
 # ---------------------------------------------------------------- known mistakes: EncoderLayer
 
 
-def _enc(ref, x, pad, *, norm_first=None, sa_res=True, ff_res=True, pad_used=True, pad_inverted=False,
-         norms=("norm1", "norm2"), post_inside=False, pre_res_normed=False):
+def _enc(
+    ref,
+    x,
+    pad,
+    *,
+    norm_first=None,
+    sa_res=True,
+    ff_res=True,
+    pad_used=True,
+    pad_inverted=False,
+    norms=("norm1", "norm2"),
+    post_inside=False,
+    pre_res_normed=False,
+):
     """An encoder layer with switches for the mistakes (the correct one with all defaults)."""
     nf = ref.norm_first if norm_first is None else norm_first
     n1, n2 = getattr(ref, norms[0]), getattr(ref, norms[1])
@@ -164,41 +198,82 @@ def _enc(ref, x, pad, *, norm_first=None, sa_res=True, ff_res=True, pad_used=Tru
 
 
 for _desc, _kw in [
-    ("pre-LN and post-LN are swapped: with norm_first=False (the paper) the layer is "
-     "x = norm(x + sublayer(x)); with norm_first=True it is x = x + sublayer(norm(x)). "
-     "Check that your forward branches on self.norm_first the right way round.",
-     dict(norm_first="swap")),
-    ("there is no residual connection around the feed-forward: the second sub-layer must add its input "
-     "back (x + ff(…)) before/after the LayerNorm.", dict(ff_res=False)),
-    ("there is no residual connection around the self-attention: add x back to the attention output.",
-     dict(sa_res=False)),
-    ("the padding mask is ignored: pass src_key_padding_mask to self_attn as key_padding_mask, so "
-     "that no token attends to pads.", dict(pad_used=False)),
-    ("the padding mask is inverted: True marks the pads (blocked); pass it as it is, not ~mask.",
-     dict(pad_inverted=True)),
-    ("norm1 and norm2 are swapped: norm1 goes with the self-attention sub-layer, norm2 with the "
-     "feed-forward (the names are loaded from torch's layer).", dict(norms=("norm2", "norm1"))),
-    ("the same LayerNorm (norm1) is used for both sub-layers: each sub-layer has its own, norm1 for "
-     "self-attention and norm2 for the feed-forward.", dict(norms=("norm1", "norm1"))),
-    ("the LayerNorm is applied to the sub-layer's output before the residual add (x + norm(f(x))): "
-     "post-LN normalises the sum, norm(x + f(x)).", dict(post_inside=True)),
-    ("pre-LN adds the normalised x back: the residual must carry the un-normalised input, "
-     "x = x + f(norm(x)), not h + f(h) with h = norm(x).", dict(pre_res_normed=True)),
+    (
+        "pre-LN and post-LN are swapped: with norm_first=False (the paper) the layer is "
+        "x = norm(x + sublayer(x)); with norm_first=True it is x = x + sublayer(norm(x)). "
+        "Check that your forward branches on self.norm_first the right way round.",
+        dict(norm_first="swap"),
+    ),
+    (
+        "there is no residual connection around the feed-forward: the second sub-layer must add its input "
+        "back (x + ff(…)) before/after the LayerNorm.",
+        dict(ff_res=False),
+    ),
+    (
+        "there is no residual connection around the self-attention: add x back to the attention output.",
+        dict(sa_res=False),
+    ),
+    (
+        "the padding mask is ignored: pass src_key_padding_mask to self_attn as key_padding_mask, so "
+        "that no token attends to pads.",
+        dict(pad_used=False),
+    ),
+    (
+        "the padding mask is inverted: True marks the pads (blocked); pass it as it is, not ~mask.",
+        dict(pad_inverted=True),
+    ),
+    (
+        "norm1 and norm2 are swapped: norm1 goes with the self-attention sub-layer, norm2 with the "
+        "feed-forward (the names are loaded from torch's layer).",
+        dict(norms=("norm2", "norm1")),
+    ),
+    (
+        "the same LayerNorm (norm1) is used for both sub-layers: each sub-layer has its own, norm1 for "
+        "self-attention and norm2 for the feed-forward.",
+        dict(norms=("norm1", "norm1")),
+    ),
+    (
+        "the LayerNorm is applied to the sub-layer's output before the residual add (x + norm(f(x))): "
+        "post-LN normalises the sum, norm(x + f(x)).",
+        dict(post_inside=True),
+    ),
+    (
+        "pre-LN adds the normalised x back: the residual must carry the un-normalised input, "
+        "x = x + f(norm(x)), not h + f(h) with h = norm(x).",
+        dict(pre_res_normed=True),
+    ),
 ]:
+
     def _impl(ref, x, pad, _kw=_kw):
         kw = dict(_kw)
         if kw.get("norm_first") == "swap":
             kw["norm_first"] = not ref.norm_first
         return _enc(ref, x, pad, **kw)
+
     mistake("EncoderLayer", _desc)(_impl)
 
 
 # ---------------------------------------------------------------- known mistakes: DecoderLayer
 
 
-def _dec(ref, y, memory, tgt_mask, tgt_pad, mem_pad, *, norm_first=None, ff_res=True, sa_res=True,
-         causal=True, tgt_pad_used=True, mem_pad_used=True, cross="memory", norms=("norm1", "norm2", "norm3"),
-         norm_memory=False):
+def _dec(
+    ref,
+    y,
+    memory,
+    tgt_mask,
+    tgt_pad,
+    mem_pad,
+    *,
+    norm_first=None,
+    ff_res=True,
+    sa_res=True,
+    causal=True,
+    tgt_pad_used=True,
+    mem_pad_used=True,
+    cross="memory",
+    norms=("norm1", "norm2", "norm3"),
+    norm_memory=False,
+):
     nf = ref.norm_first if norm_first is None else norm_first
     n1, n2, n3 = (getattr(ref, n) for n in norms)
     am = tgt_mask if causal else None
@@ -227,36 +302,63 @@ def _dec(ref, y, memory, tgt_mask, tgt_pad, mem_pad, *, norm_first=None, ff_res=
 
 
 for _desc, _kw in [
-    ("pre-LN and post-LN are swapped: with norm_first=False (the paper) each sub-layer is "
-     "x = norm(x + sublayer(x)); with norm_first=True it is x = x + sublayer(norm(x)). "
-     "Check that your forward branches on self.norm_first the right way round.", dict(norm_first="swap")),
-    ("there is no residual connection around the feed-forward: the third sub-layer must add its input "
-     "back (x + ff(…)).", dict(ff_res=False)),
-    ("there is no residual connection around the masked self-attention: add y back to its output.",
-     dict(sa_res=False)),
-    ("the cross-attention reads the decoder's own states: its keys and values must come from the "
-     "encoder's memory, cross_attn(x, memory, memory, key_padding_mask=memory_key_padding_mask).",
-     dict(cross="self")),
-    ("the layer never attends to the encoder's memory: every decoder layer has a cross-attention "
-     "sub-layer, cross_attn(x, memory, memory, …), between self-attention and feed-forward.",
-     dict(cross="none")),
-    ("the causal mask is ignored: pass tgt_mask to self_attn as attn_mask, or each position sees the "
-     "target tokens after it.", dict(causal=False)),
-    ("the memory padding mask is ignored: pass memory_key_padding_mask to cross_attn as key_padding_mask, "
-     "so that no target position attends to source pads.", dict(mem_pad_used=False)),
-    ("the target padding mask is ignored: pass tgt_key_padding_mask to self_attn as key_padding_mask.",
-     dict(tgt_pad_used=False)),
-    ("the LayerNorms are used in the wrong order: norm1 goes with self-attention, norm2 with "
-     "cross-attention, norm3 with the feed-forward.", dict(norms=("norm1", "norm3", "norm2"))),
-    ("the memory is normalised by the decoder's norm2 as well: in pre-LN only the decoder's states "
-     "(the queries) go through norm2; keys and values are the encoder's memory as it is.",
-     dict(norm_memory=True)),
+    (
+        "pre-LN and post-LN are swapped: with norm_first=False (the paper) each sub-layer is "
+        "x = norm(x + sublayer(x)); with norm_first=True it is x = x + sublayer(norm(x)). "
+        "Check that your forward branches on self.norm_first the right way round.",
+        dict(norm_first="swap"),
+    ),
+    (
+        "there is no residual connection around the feed-forward: the third sub-layer must add its input "
+        "back (x + ff(…)).",
+        dict(ff_res=False),
+    ),
+    (
+        "there is no residual connection around the masked self-attention: add y back to its output.",
+        dict(sa_res=False),
+    ),
+    (
+        "the cross-attention reads the decoder's own states: its keys and values must come from the "
+        "encoder's memory, cross_attn(x, memory, memory, key_padding_mask=memory_key_padding_mask).",
+        dict(cross="self"),
+    ),
+    (
+        "the layer never attends to the encoder's memory: every decoder layer has a cross-attention "
+        "sub-layer, cross_attn(x, memory, memory, …), between self-attention and feed-forward.",
+        dict(cross="none"),
+    ),
+    (
+        "the causal mask is ignored: pass tgt_mask to self_attn as attn_mask, or each position sees the "
+        "target tokens after it.",
+        dict(causal=False),
+    ),
+    (
+        "the memory padding mask is ignored: pass memory_key_padding_mask to cross_attn as key_padding_mask, "
+        "so that no target position attends to source pads.",
+        dict(mem_pad_used=False),
+    ),
+    (
+        "the target padding mask is ignored: pass tgt_key_padding_mask to self_attn as key_padding_mask.",
+        dict(tgt_pad_used=False),
+    ),
+    (
+        "the LayerNorms are used in the wrong order: norm1 goes with self-attention, norm2 with "
+        "cross-attention, norm3 with the feed-forward.",
+        dict(norms=("norm1", "norm3", "norm2")),
+    ),
+    (
+        "the memory is normalised by the decoder's norm2 as well: in pre-LN only the decoder's states "
+        "(the queries) go through norm2; keys and values are the encoder's memory as it is.",
+        dict(norm_memory=True),
+    ),
 ]:
+
     def _impl(ref, y, memory, tgt_mask, tgt_pad, mem_pad, _kw=_kw):
         kw = dict(_kw)
         if kw.get("norm_first") == "swap":
             kw["norm_first"] = not ref.norm_first
         return _dec(ref, y, memory, tgt_mask, tgt_pad, mem_pad, **kw)
+
     mistake("DecoderLayer", _desc)(_impl)
 
 
@@ -269,29 +371,49 @@ def _build(name, cls, weights, count, norm_first=None, what=""):
     layer = call(name, cls, *args, **kwargs)
     remote = getattr(type(layer), "__tfm_remote__", False)  # secure grading: a proxy for the learner's module
     if not remote and not isinstance(layer, torch.nn.Module):
-        raise CheckFailed(f"{name}: {name}(...) should build an nn.Module (subclass nn.Module and call "
-                          f"super().__init__() first), got {type(layer).__name__}")
+        raise CheckFailed(
+            f"{name}: {name}(...) should build an nn.Module (subclass nn.Module and call "
+            f"super().__init__() first), got {type(layer).__name__}"
+        )
     n = count_parameters(layer)
-    require(n == count, name, f"{name}{args} has {n} parameters, expected {count}{what}. Extra layers "
-            f"would stay randomly initialised; missing ones break the contract")
+    require(
+        n == count,
+        name,
+        f"{name}{args} has {n} parameters, expected {count}{what}. Extra layers "
+        f"would stay randomly initialised; missing ones break the contract",
+    )
     load_weights(layer, weights, name)
     set_mode(layer, False)
     return layer
 
 
-@exercise("FeedForward", lesson=8, points=1, title="Position-wise feed-forward network",
-          reference="tfmcourse.transformer:FeedForward")
+@exercise(
+    "FeedForward",
+    lesson=8,
+    points=1,
+    title="Position-wise feed-forward network",
+    reference="tfmcourse.transformer:FeedForward",
+)
 def check_FeedForward(FeedForward, *, seed: int = 0) -> None:
     name = "FeedForward"
     g = generator(seed)
     weights = {k.removeprefix("ff."): v for k, v in _ff_weights(g).items()}
-    ff = _build(name, FeedForward, weights, _expected_count("ff"),
-                what=f" (linear1: {D}→{DFF} and linear2: {DFF}→{D}, with biases)")
+    ff = _build(
+        name,
+        FeedForward,
+        weights,
+        _expected_count("ff"),
+        what=f" (linear1: {D}→{DFF} and linear2: {DFF}→{D}, with biases)",
+    )
     ref = transformer.FeedForward(D, DFF).eval()
     ref.load_state_dict(weights)
     # a hand-checkable case: one hidden unit positive, one negative
-    small_w = {"linear1.weight": torch.eye(2), "linear1.bias": torch.zeros(2),
-               "linear2.weight": torch.tensor([[1.0, 1.0], [-1.0, 2.0]]), "linear2.bias": torch.tensor([0.5, 0.0])}
+    small_w = {
+        "linear1.weight": torch.eye(2),
+        "linear1.bias": torch.zeros(2),
+        "linear2.weight": torch.tensor([[1.0, 1.0], [-1.0, 2.0]]),
+        "linear2.bias": torch.tensor([0.5, 0.0]),
+    }
     small = call(name, FeedForward, 2, 2, dropout=0.0)
     load_weights(small, small_w, name)
     set_mode(small, False)
@@ -301,32 +423,50 @@ def check_FeedForward(FeedForward, *, seed: int = 0) -> None:
     got = call(name, small, x_small, _no_grad=True)
     expect_tensor(name, got, (1, 2), what="output for x=[[3, -2]]", axes="N,d_model")
     with torch.no_grad():
-        assert_close(name, got, torch.tensor([[3.5, -3.0]]), what="output",
-                     case="for x=[[3, -2]], linear1 = identity, linear2 = [[1, 1], [-1, 2]] + [0.5, 0] "
-                          "(relu([3, -2]) = [3, 0], then [3+0+0.5, -3+0+0] = [3.5, -3])",
-                     mistake_args=(small_ref, x_small))
-    for label, x in [("x (2, 5, 24) with non-zero mean", randn(B, T, D, g=g, scale=1.5, shift=0.4)),
-                     ("x (7, 24) (any leading axes)", randn(S, D, g=g, scale=1.5, shift=-0.3))]:
+        assert_close(
+            name,
+            got,
+            torch.tensor([[3.5, -3.0]]),
+            what="output",
+            case="for x=[[3, -2]], linear1 = identity, linear2 = [[1, 1], [-1, 2]] + [0.5, 0] "
+            "(relu([3, -2]) = [3, 0], then [3+0+0.5, -3+0+0] = [3.5, -3])",
+            mistake_args=(small_ref, x_small),
+        )
+    for label, x in [
+        ("x (2, 5, 24) with non-zero mean", randn(B, T, D, g=g, scale=1.5, shift=0.4)),
+        ("x (7, 24) (any leading axes)", randn(S, D, g=g, scale=1.5, shift=-0.3)),
+    ]:
         before = x.clone()
         out = _deterministic(name, lambda: call(name, ff, x, _no_grad=True))
         require(torch.equal(x, before), name, "forward modified its input in place")
-        expect_tensor(name, out, tuple(x.shape), what=f"output for {label}",
-                      axes="B,T,d_model" if x.dim() == 3 else "N,d_model")
+        expect_tensor(
+            name,
+            out,
+            tuple(x.shape),
+            what=f"output for {label}",
+            axes="B,T,d_model" if x.dim() == 3 else "N,d_model",
+        )
         with torch.no_grad():
             assert_close(name, out, ref(x), case=f"for {label}", mistake_args=(ref, x))
-    passed(name, "linear2(relu(linear1(x))) on any leading axes, no dropout in eval mode, "
-           f"{_expected_count('ff')} parameters")
+    passed(
+        name,
+        "linear2(relu(linear1(x))) on any leading axes, no dropout in eval mode, "
+        f"{_expected_count('ff')} parameters",
+    )
 
 
 def _ensure_tensor_out(name, out):
     if isinstance(out, (tuple, list)):
-        raise CheckFailed(f"{name}: forward should return just the output tensor, got a "
-                          f"{type(out).__name__} of length {len(out)}")
+        raise CheckFailed(
+            f"{name}: forward should return just the output tensor, got a "
+            f"{type(out).__name__} of length {len(out)}"
+        )
     return out
 
 
-@exercise("EncoderLayer", lesson=8, points=2, title="Encoder layer",
-          reference="tfmcourse.transformer:EncoderLayer")
+@exercise(
+    "EncoderLayer", lesson=8, points=2, title="Encoder layer", reference="tfmcourse.transformer:EncoderLayer"
+)
 def check_EncoderLayer(EncoderLayer, *, seed: int = 0) -> None:
     name = "EncoderLayer"
     g = generator(seed)
@@ -334,8 +474,14 @@ def check_EncoderLayer(EncoderLayer, *, seed: int = 0) -> None:
     pad = _pad_mask(g, B, S)
     for norm_first in (False, True):
         weights = _layer_weights(g, decoder=False)
-        layer = _build(name, EncoderLayer, weights, _expected_count("enc"), norm_first,
-                       what=" (self_attn: 4 projections with bias, ff, norm1, norm2)")
+        layer = _build(
+            name,
+            EncoderLayer,
+            weights,
+            _expected_count("enc"),
+            norm_first,
+            what=" (self_attn: 4 projections with bias, ff, norm1, norm2)",
+        )
         ref = _reference(transformer.EncoderLayer, weights, norm_first)
         twin = transformer.to_torch(ref).train()  # dropout 0: train mode only avoids torch's fast path
         for label, mask in [("with src_key_padding_mask (sample 0 padded)", pad), ("without a mask", None)]:
@@ -343,19 +489,30 @@ def check_EncoderLayer(EncoderLayer, *, seed: int = 0) -> None:
             before = x.clone()
             out = _deterministic(name, lambda: call(name, layer, x, src_key_padding_mask=mask, _no_grad=True))
             require(torch.equal(x, before), name, "forward modified its input in place")
-            out = expect_tensor(name, _ensure_tensor_out(name, out), (B, S, D), what=f"output {case}",
-                                axes="B,S,D")
+            out = expect_tensor(
+                name, _ensure_tensor_out(name, out), (B, S, D), what=f"output {case}", axes="B,S,D"
+            )
             with torch.no_grad():
-                assert_close(name, out, ref(x, src_key_padding_mask=mask), case=case,
-                             mistake_args=(ref, x, mask))
-                assert_close(name, out, twin(x, src_key_padding_mask=mask),
-                             what="output (vs nn.TransformerEncoderLayer with the same weights)", case=case)
-    passed(name, "equals nn.TransformerEncoderLayer(batch_first=True) with the same weights, post-LN and "
-           "pre-LN, with and without padding")
+                assert_close(
+                    name, out, ref(x, src_key_padding_mask=mask), case=case, mistake_args=(ref, x, mask)
+                )
+                assert_close(
+                    name,
+                    out,
+                    twin(x, src_key_padding_mask=mask),
+                    what="output (vs nn.TransformerEncoderLayer with the same weights)",
+                    case=case,
+                )
+    passed(
+        name,
+        "equals nn.TransformerEncoderLayer(batch_first=True) with the same weights, post-LN and "
+        "pre-LN, with and without padding",
+    )
 
 
-@exercise("DecoderLayer", lesson=8, points=3, title="Decoder layer",
-          reference="tfmcourse.transformer:DecoderLayer")
+@exercise(
+    "DecoderLayer", lesson=8, points=3, title="Decoder layer", reference="tfmcourse.transformer:DecoderLayer"
+)
 def check_DecoderLayer(DecoderLayer, *, seed: int = 0) -> None:
     name = "DecoderLayer"
     g = generator(seed)
@@ -371,24 +528,54 @@ def check_DecoderLayer(DecoderLayer, *, seed: int = 0) -> None:
     ]
     for norm_first in (False, True):
         weights = _layer_weights(g, decoder=True)
-        layer = _build(name, DecoderLayer, weights, _expected_count("dec"), norm_first,
-                       what=" (self_attn and cross_attn: 4 projections each, ff, norm1..3)")
+        layer = _build(
+            name,
+            DecoderLayer,
+            weights,
+            _expected_count("dec"),
+            norm_first,
+            what=" (self_attn and cross_attn: 4 projections each, ff, norm1..3)",
+        )
         ref = _reference(transformer.DecoderLayer, weights, norm_first)
         twin = transformer.to_torch(ref).train()
         for label, tm, tp, mp in cases:
             case = f"(norm_first={norm_first}, y (B={B}, T={T}), memory (B={B}, S={S}), {label})"
             before = (y.clone(), memory.clone())
-            out = _deterministic(name, lambda: call(name, layer, y, memory, tgt_mask=tm, tgt_key_padding_mask=tp,
-                                                    memory_key_padding_mask=mp, _no_grad=True))
-            require(torch.equal(y, before[0]) and torch.equal(memory, before[1]), name,
-                    "forward modified its inputs in place")
-            out = expect_tensor(name, _ensure_tensor_out(name, out), (B, T, D), what=f"output {case}",
-                                axes="B,T,D")
+            out = _deterministic(
+                name,
+                lambda: call(
+                    name,
+                    layer,
+                    y,
+                    memory,
+                    tgt_mask=tm,
+                    tgt_key_padding_mask=tp,
+                    memory_key_padding_mask=mp,
+                    _no_grad=True,
+                ),
+            )
+            require(
+                torch.equal(y, before[0]) and torch.equal(memory, before[1]),
+                name,
+                "forward modified its inputs in place",
+            )
+            out = expect_tensor(
+                name, _ensure_tensor_out(name, out), (B, T, D), what=f"output {case}", axes="B,T,D"
+            )
             kw = dict(tgt_mask=tm, tgt_key_padding_mask=tp, memory_key_padding_mask=mp)
             with torch.no_grad():
-                assert_close(name, out, ref(y, memory, **kw), case=case,
-                             mistake_args=(ref, y, memory, tm, tp, mp))
-                assert_close(name, out, twin(y, memory, **kw),
-                             what="output (vs nn.TransformerDecoderLayer with the same weights)", case=case)
-    passed(name, "equals nn.TransformerDecoderLayer(batch_first=True) with the same weights, post-LN and "
-           "pre-LN, causal and padding masks, T≠S")
+                assert_close(
+                    name, out, ref(y, memory, **kw), case=case, mistake_args=(ref, y, memory, tm, tp, mp)
+                )
+                assert_close(
+                    name,
+                    out,
+                    twin(y, memory, **kw),
+                    what="output (vs nn.TransformerDecoderLayer with the same weights)",
+                    case=case,
+                )
+    passed(
+        name,
+        "equals nn.TransformerDecoderLayer(batch_first=True) with the same weights, post-LN and "
+        "pre-LN, causal and padding masks, T≠S",
+    )

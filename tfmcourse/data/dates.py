@@ -18,12 +18,13 @@ generalisation, not memorisation.
 >>> src, tgt = data.train_batch(step=1, batch_size=64)        # (B, S), (B, T) padded
 >>> data.src_vocab.decode(src[0]), data.tgt_vocab.decode(tgt[0])
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -33,8 +34,20 @@ SPECIALS = ("<pad>", "<bos>", "<eos>")
 
 FIRST_YEAR, LAST_YEAR = 1950, 2049  # two-digit years are unambiguous in this range
 
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 WEEKDAYS_KO = ("월요일", "화요일", "수요일", "목요일", "금요일", "토요일", "일요일")
 
@@ -116,7 +129,7 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = PAD) -> Tensor:
     width = max(len(s) for s in seqs)
     out = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     for i, s in enumerate(seqs):
-        out[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
     return out
 
 
@@ -165,7 +178,9 @@ class DateData:
         rng = random.Random(self.seed + 1)
         order = list(self.test_dates)
         rng.shuffle(order)
-        self.test_examples = [self.example(d, self.formats[i % len(self.formats)]) for i, d in enumerate(order)]
+        self.test_examples = [
+            self.example(d, self.formats[i % len(self.formats)]) for i, d in enumerate(order)
+        ]
 
     @staticmethod
     def example(date: dt.date, fmt: str) -> Example:
@@ -189,7 +204,7 @@ class DateData:
         """The held-out set in fixed order, as ``(examples, src, tgt)`` chunks."""
         examples = self.test_examples[:limit]
         for i in range(0, len(examples), batch_size):
-            chunk = examples[i:i + batch_size]
+            chunk = examples[i : i + batch_size]
             yield (chunk, *self.encode(chunk))
 
     @property
@@ -208,8 +223,8 @@ def exact_match(pred: Tensor, tgt: Tensor, eos_id: int = EOS, pad_id: int = PAD)
     width = max(pred.shape[1], gold.shape[1])
     p = torch.full((pred.shape[0], width), pad_id, dtype=torch.long)
     q = torch.full((gold.shape[0], width), pad_id, dtype=torch.long)
-    p[:, :pred.shape[1]] = pred
-    q[:, :gold.shape[1]] = gold
+    p[:, : pred.shape[1]] = pred
+    q[:, : gold.shape[1]] = gold
     # anything after the first EOS is irrelevant
     after_p = (p == eos_id).long().cumsum(1) - (p == eos_id).long() > 0
     after_q = (q == eos_id).long().cumsum(1) - (q == eos_id).long() > 0

@@ -13,11 +13,13 @@ a model cannot get a long source right by remembering only part of it.
 Lengths above ``task.train_lengths[1]`` never appear in training data: they
 are *held out* to see what a model does beyond what it has seen.
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -57,7 +59,7 @@ class Vocab:
     def decode(self, ids: Sequence[int] | Tensor, *, stop_at_eos: bool = True) -> list[str]:
         """Symbols of ``ids``, without pads/BOS, stopping at the first EOS."""
         out = []
-        for i in (ids.tolist() if isinstance(ids, Tensor) else ids):
+        for i in ids.tolist() if isinstance(ids, Tensor) else ids:
             if i == self.eos_id and stop_at_eos:
                 break
             if i in (self.pad_id, self.bos_id):
@@ -80,7 +82,9 @@ class ReversalTask:
         if not (1 <= lo <= hi):
             raise ValueError(f"train_lengths must be (lo, hi) with 1 <= lo <= hi, got {self.train_lengths}")
         if self.max_test_length < hi:
-            raise ValueError(f"max_test_length={self.max_test_length} is below the longest trained length {hi}")
+            raise ValueError(
+                f"max_test_length={self.max_test_length} is below the longest trained length {hi}"
+            )
         if not 2 <= self.n_symbols <= 26:
             raise ValueError(f"n_symbols must be between 2 and 26, got {self.n_symbols}")
         object.__setattr__(self, "vocab", Vocab([chr(ord("a") + i) for i in range(self.n_symbols)]))
@@ -101,7 +105,9 @@ class ReversalTask:
         src = [rng.choice(self.symbols) for _ in range(length)]
         return src, self.target(src)
 
-    def pairs(self, n: int, *, seed: int = 0, lengths: tuple[int, int] | None = None) -> list[tuple[list[str], list[str]]]:
+    def pairs(
+        self, n: int, *, seed: int = 0, lengths: tuple[int, int] | None = None
+    ) -> list[tuple[list[str], list[str]]]:
         """``n`` (source, target) pairs, lengths uniform in ``lengths`` (default: the trained range)."""
         lo, hi = lengths or self.train_lengths
         if lo < 1 or hi < lo:
@@ -109,26 +115,32 @@ class ReversalTask:
         rng = random.Random(f"reversal-{seed}-{lo}-{hi}")
         return [self.sample(rng.randint(lo, hi), rng) for _ in range(n)]
 
-    def test_set(self, per_length: int = 50, *, seed: int = 1_000_003) -> dict[int, list[tuple[list[str], list[str]]]]:
+    def test_set(
+        self, per_length: int = 50, *, seed: int = 1_000_003
+    ) -> dict[int, list[tuple[list[str], list[str]]]]:
         """``per_length`` pairs for every length from the shortest trained one to ``max_test_length``.
 
         The lengths above ``train_lengths[1]`` are the held-out ones.
         """
         rng = random.Random(f"reversal-test-{seed}")
-        return {L: [self.sample(L, rng) for _ in range(per_length)]
-                for L in range(self.train_lengths[0], self.max_test_length + 1)}
+        return {
+            L: [self.sample(L, rng) for _ in range(per_length)]
+            for L in range(self.train_lengths[0], self.max_test_length + 1)
+        }
 
 
 class Batch(NamedTuple):
     """A padded batch. ``tgt_in`` starts with BOS, ``tgt_out`` ends with EOS (teacher forcing)."""
 
-    src: Tensor          # (B, S) long, padded with pad_id
+    src: Tensor  # (B, S) long, padded with pad_id
     src_lengths: Tensor  # (B,) long
-    tgt_in: Tensor       # (B, T) long: BOS y1 … yn, padded
-    tgt_out: Tensor      # (B, T) long: y1 … yn EOS, padded
+    tgt_in: Tensor  # (B, T) long: BOS y1 … yn, padded
+    tgt_out: Tensor  # (B, T) long: y1 … yn EOS, padded
 
 
-def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int, *, length: int | None = None) -> tuple[Tensor, Tensor]:
+def pad_sequences(
+    seqs: Sequence[Sequence[int]], pad_id: int, *, length: int | None = None
+) -> tuple[Tensor, Tensor]:
     """Right-pad integer sequences into a ``(B, S)`` tensor; also return their lengths ``(B,)``."""
     if len(seqs) == 0:
         raise ValueError("pad_sequences needs at least one sequence")

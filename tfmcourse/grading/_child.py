@@ -18,8 +18,10 @@ JSON (UTF-8), then each buffer as ``u64 length | bytes``. Tensors travel as
 ``{"$": "tensor", "dtype", "shape", "buf"}`` plus raw bytes: plain data only,
 no pickle anywhere.
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -96,8 +98,20 @@ def recv(fd: int, deadline: float | None = None, max_bytes: int = 1 << 62) -> tu
 
 # ----------------------------------------------------------------------------- values
 
-_DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128",
-           "uint8", "int8", "int16", "int32", "int64", "bool")
+_DTYPES = (
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "bool",
+)
 
 
 def tensor_to_wire(t, bufs: list[bytes]) -> dict:
@@ -119,9 +133,14 @@ def tensor_from_wire(d: dict, bufs: list[bytes]):
     import torch
 
     name, shape, i = d.get("dtype"), d.get("shape"), d.get("buf")
-    if name not in _DTYPES or not isinstance(shape, list) or not all(
-            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**40 for s in shape) \
-            or not isinstance(i, int) or not 0 <= i < len(bufs) or len(shape) > 16:
+    if (
+        name not in _DTYPES
+        or not isinstance(shape, list)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**40 for s in shape)
+        or not isinstance(i, int)
+        or not 0 <= i < len(bufs)
+        or len(shape) > 16
+    ):
         raise ProtocolError("malformed tensor")
     dtype = getattr(torch, name)
     numel = math.prod(shape)
@@ -194,9 +213,9 @@ def decode(value, bufs: list[bytes], hook, depth: int = 0):
 # Everything below runs only in the child process.
 
 _FD_IN = _FD_OUT = -1
-_HANDLES: dict[int, object] = {}     # learner objects the parent holds handles to
-_VIOLATIONS: list[str] = []          # forbidden things the learner's code touched
-_ORIGINAL: dict[str, object] = {}    # torch.nn classes captured before any trap
+_HANDLES: dict[int, object] = {}  # learner objects the parent holds handles to
+_VIOLATIONS: list[str] = []  # forbidden things the learner's code touched
+_ORIGINAL: dict[str, object] = {}  # torch.nn classes captured before any trap
 
 
 def _summary(exc: BaseException) -> str:
@@ -217,8 +236,10 @@ class _Blocker:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in self.BLOCKED and name not in sys.modules:
             _VIOLATIONS.append(f"imports {name}, part of the course's own reference code")
-            raise ImportError(f"secure grading: importing {name!r} is not allowed "
-                              "(write the exercise yourself, without the course's reference code)")
+            raise ImportError(
+                f"secure grading: importing {name!r} is not allowed "
+                "(write the exercise yourself, without the course's reference code)"
+            )
         return None
 
 
@@ -268,8 +289,12 @@ def _child_hook(value):
     if isinstance(value, torch.nn.Module) or callable(value):
         hid = len(_HANDLES) + 1
         _HANDLES[hid] = value
-        return {"$": "handle", "id": hid, "type": type(value).__name__,
-                "module": isinstance(value, _ORIGINAL["Module"])}
+        return {
+            "$": "handle",
+            "id": hid,
+            "type": type(value).__name__,
+            "module": isinstance(value, _ORIGINAL["Module"]),
+        }
     return {"$": "opaque", "type": type(value).__name__}
 
 
@@ -379,13 +404,17 @@ def _make_trap(orig, entry: dict):
         return RuntimeError(f"secure grading: {what} is not allowed in this exercise: {entry.get('why', '')}")
 
     if isinstance(orig, type):
+
         def __init__(self, *args, **kwargs):
             if _hit(entry, args, kwargs):
                 raise record()
             orig.__init__(self, *args, **kwargs)
 
-        return type(orig.__name__, (orig,), {"__init__": __init__, "__module__": orig.__module__,
-                                             "__qualname__": orig.__qualname__})
+        return type(
+            orig.__name__,
+            (orig,),
+            {"__init__": __init__, "__module__": orig.__module__, "__qualname__": orig.__qualname__},
+        )
 
     def trap(*args, **kwargs):
         if _hit(entry, args, kwargs):
@@ -412,10 +441,8 @@ def _install_traps(entries: list[dict]) -> None:
             except TypeError:
                 continue
             for k in names:
-                try:
+                with contextlib.suppress(Exception):
                     setattr(mod, k, trap)
-                except Exception:
-                    pass
 
 
 # ----------------------------------------------------------------------------- requests
@@ -459,7 +486,8 @@ def _changed(t, dtype, shape, before) -> bool:
     a, b = t.detach(), before
     if a.is_floating_point() or a.is_complex():
         return not bool(torch.equal(torch.isnan(a), torch.isnan(b))) or not bool(
-            torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0)))
+            torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
+        )
     return not bool(torch.equal(a, b))
 
 
@@ -483,7 +511,7 @@ def _do_call(msg, bufs) -> None:
             return
         _send({"op": "not_attempted", "error": str(exc)[:2000]})
         return
-    except BaseException as exc:  # noqa: BLE001 — whatever the learner raises (even SystemExit) is a result
+    except BaseException as exc:
         if _VIOLATIONS:
             _send({"op": "forbidden", "what": _VIOLATIONS[0]})
             return
@@ -494,9 +522,12 @@ def _do_call(msg, bufs) -> None:
         return
     try:
         mutated = [i for i, (t, dt, sh, b) in enumerate(before) if _changed(t, dt, sh, b)]
-        _send({"op": "result", "mutated": mutated},
-              "payload", {"value": result, "mutated": [before[i][0] for i in mutated]})
-    except Exception as exc:  # noqa: BLE001 — e.g. a result nested too deeply to send
+        _send(
+            {"op": "result", "mutated": mutated},
+            "payload",
+            {"value": result, "mutated": [before[i][0] for i in mutated]},
+        )
+    except Exception as exc:
         _send({"op": "exception", "summary": f"its result cannot be graded ({_summary(exc)})"[:4000]})
 
 
@@ -524,7 +555,7 @@ def _do_module_op(msg, bufs) -> None:
                 for k, v in weights.items():
                     params[k].copy_(v)
             _send({"op": "ok"}, "payload", None)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         _send({"op": "exception", "summary": _summary(exc)[:4000]})
 
 
@@ -570,8 +601,8 @@ def _setup(msg) -> None:
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     for filename, source in msg.get("chunks", []):
         try:
-            exec(compile(source, filename, "exec"), namespace)  # noqa: S102 — the point of this process
-        except BaseException as exc:  # noqa: BLE001
+            exec(compile(source, filename, "exec"), namespace)
+        except BaseException as exc:
             notes.append(f"{filename}: {_summary(exc)}"[:500])
     if _VIOLATIONS:
         _send({"op": "forbidden", "what": _VIOLATIONS[0]})
@@ -625,11 +656,28 @@ def _zygote(argv: list[str]) -> None:
     import torch
 
     torch.set_num_threads(1)
-    import torch.nn.functional  # noqa: F401
+    import torch.nn.functional
+
     nn = torch.nn
-    for cls_name in ("Module", "Linear", "LayerNorm", "Embedding", "ReLU", "GELU", "Tanh", "Sigmoid",
-                     "Softmax", "Dropout", "Identity", "Sequential", "RNNCell", "GRUCell", "RNN", "GRU",
-                     "BatchNorm1d"):
+    for cls_name in (
+        "Module",
+        "Linear",
+        "LayerNorm",
+        "Embedding",
+        "ReLU",
+        "GELU",
+        "Tanh",
+        "Sigmoid",
+        "Softmax",
+        "Dropout",
+        "Identity",
+        "Sequential",
+        "RNNCell",
+        "GRUCell",
+        "RNN",
+        "GRU",
+        "BatchNorm1d",
+    ):
         _ORIGINAL[cls_name] = getattr(nn, cls_name)
     send(_FD_OUT, {"op": "hello", "pid": os.getpid()})
     while True:
@@ -641,10 +689,8 @@ def _zygote(argv: list[str]) -> None:
             os._exit(0)
         pid = os.fork()
         if pid == 0:
-            try:
+            with contextlib.suppress(BaseException):
                 _worker(msg)
-            except BaseException:  # noqa: BLE001
-                pass
             os._exit(4)
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):

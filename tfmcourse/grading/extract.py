@@ -12,6 +12,7 @@ lessons' references: :func:`course_policy`) and of the torch built-in the
 exercise asks the learner to write (the table :data:`FORBIDDEN`, also enforced
 at run time by the worker: :mod:`tfmcourse.grading.sandbox`).
 """
+
 from __future__ import annotations
 
 import ast
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from tfmcourse.grading import _child
-
 
 # ============================================================================ what is forbidden
 
@@ -50,33 +50,66 @@ def _ban(why: str, *qualnames: str) -> tuple[Forbidden, ...]:
 
 
 _ATTN = ("torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward")
-_TRANSFORMER = ("torch.nn.Transformer", "torch.nn.TransformerEncoder", "torch.nn.TransformerDecoder",
-                "torch.nn.TransformerEncoderLayer", "torch.nn.TransformerDecoderLayer")
+_TRANSFORMER = (
+    "torch.nn.Transformer",
+    "torch.nn.TransformerEncoder",
+    "torch.nn.TransformerDecoder",
+    "torch.nn.TransformerEncoderLayer",
+    "torch.nn.TransformerDecoderLayer",
+)
 
 #: The one table of built-ins each exercise must not use (the exercise *is* writing them).
 FORBIDDEN: dict[str, tuple[Forbidden, ...]] = {
-    "rnn_cell": _ban("the exercise is to write the RNN step yourself",
-                     "torch.nn.RNNCell", "torch.nn.RNN", "torch.rnn_tanh_cell", "torch.rnn_tanh"),
-    "batch_norm": _ban("the exercise is to compute batch normalisation yourself",
-                       "torch.nn.functional.batch_norm", "torch.batch_norm", "torch.native_batch_norm",
-                       "torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", "torch.nn.BatchNorm3d"),
-    "layer_norm": _ban("the exercise is to compute layer normalisation yourself",
-                       "torch.nn.functional.layer_norm", "torch.layer_norm", "torch.native_layer_norm",
-                       "torch.nn.LayerNorm", "torch.nn.functional.group_norm", "torch.nn.GroupNorm"),
-    "causal_mask": _ban("the exercise is to build the mask yourself",
-                        "torch.nn.Transformer.generate_square_subsequent_mask"),
+    "rnn_cell": _ban(
+        "the exercise is to write the RNN step yourself",
+        "torch.nn.RNNCell",
+        "torch.nn.RNN",
+        "torch.rnn_tanh_cell",
+        "torch.rnn_tanh",
+    ),
+    "batch_norm": _ban(
+        "the exercise is to compute batch normalisation yourself",
+        "torch.nn.functional.batch_norm",
+        "torch.batch_norm",
+        "torch.native_batch_norm",
+        "torch.nn.BatchNorm1d",
+        "torch.nn.BatchNorm2d",
+        "torch.nn.BatchNorm3d",
+    ),
+    "layer_norm": _ban(
+        "the exercise is to compute layer normalisation yourself",
+        "torch.nn.functional.layer_norm",
+        "torch.layer_norm",
+        "torch.native_layer_norm",
+        "torch.nn.LayerNorm",
+        "torch.nn.functional.group_norm",
+        "torch.nn.GroupNorm",
+    ),
+    "causal_mask": _ban(
+        "the exercise is to build the mask yourself", "torch.nn.Transformer.generate_square_subsequent_mask"
+    ),
     "scaled_dot_product_attention": _ban(
         "the exercise is to write attention yourself",
-        "torch.nn.functional.scaled_dot_product_attention", *_ATTN),
+        "torch.nn.functional.scaled_dot_product_attention",
+        *_ATTN,
+    ),
     "MultiHeadAttention": _ban("the exercise is to write multi-head attention yourself", *_ATTN),
     "FeedForward": _ban("the exercise is to write the layer yourself", *_TRANSFORMER),
     "EncoderLayer": _ban("the exercise is to write the encoder layer yourself", *_TRANSFORMER, *_ATTN),
     "DecoderLayer": _ban("the exercise is to write the decoder layer yourself", *_TRANSFORMER, *_ATTN),
     "label_smoothed_loss": (
-        Forbidden("torch.nn.functional.cross_entropy", "the exercise is to write label smoothing yourself",
-                  kwarg="label_smoothing", pos=7),
-        Forbidden("torch.nn.CrossEntropyLoss", "the exercise is to write label smoothing yourself",
-                  kwarg="label_smoothing", pos=5),
+        Forbidden(
+            "torch.nn.functional.cross_entropy",
+            "the exercise is to write label smoothing yourself",
+            kwarg="label_smoothing",
+            pos=7,
+        ),
+        Forbidden(
+            "torch.nn.CrossEntropyLoss",
+            "the exercise is to write label smoothing yourself",
+            kwarg="label_smoothing",
+            pos=5,
+        ),
     ),
     "greedy_decode": (),
 }
@@ -153,7 +186,7 @@ class Unit:
 class Extracted:
     units: list[Unit] = field(default_factory=list)
     defs: dict[str, list[Unit]] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)      # name -> dotted path it was imported as
+    aliases: dict[str, str] = field(default_factory=dict)  # name -> dotted path it was imported as
     course_names: dict[str, str] = field(default_factory=dict)  # name -> tfmcourse path (import dropped)
     broken: list[tuple[int, str, set[str]]] = field(default_factory=list)  # (cell, error, names it defines)
     cells: dict[int, str] = field(default_factory=dict)  # cell index -> source (for line numbers in messages)
@@ -192,12 +225,21 @@ def extract(cells: list[str]) -> Extracted:
             tree = ast.parse(src)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             names = set(re.findall(r"^(?:def|class)\s+([A-Za-z_]\w*)", src, flags=re.M))
-            ex.broken.append((ci, f"{type(exc).__name__}: {getattr(exc, 'msg', exc)} (line "
-                                  f"{getattr(exc, 'lineno', '?')})", names))
+            ex.broken.append(
+                (
+                    ci,
+                    f"{type(exc).__name__}: {getattr(exc, 'msg', exc)} (line {getattr(exc, 'lineno', '?')})",
+                    names,
+                )
+            )
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_"):
-                ex.check_calls.append(node.func.id[len("check_"):])
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id.startswith("check_")
+            ):
+                ex.check_calls.append(node.func.id[len("check_") :])
         lines = src.split("\n")
         ex.cells[ci] = src
         for node in tree.body:
@@ -229,7 +271,8 @@ def extract(cells: list[str]) -> Extracted:
                 if course:
                     if isinstance(node, ast.Import) and not all(_is_course(a.name) for a in node.names):
                         node = ast.copy_location(
-                            ast.Import(names=[a for a in node.names if not _is_course(a.name)]), node)
+                            ast.Import(names=[a for a in node.names if not _is_course(a.name)]), node
+                        )
                         rebuilt = True
                     else:
                         continue  # the course package is never imported by learner code in secure mode
@@ -238,8 +281,11 @@ def extract(cells: list[str]) -> Extracted:
                 defines = (node.name,)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                if node.value is None or not all(isinstance(t, ast.Name) for t in targets) \
-                        or not _simple_value(node.value):
+                if (
+                    node.value is None
+                    or not all(isinstance(t, ast.Name) for t in targets)
+                    or not _simple_value(node.value)
+                ):
                     continue
                 defines = tuple(t.id for t in targets)
             else:
@@ -248,7 +294,7 @@ def extract(cells: list[str]) -> Extracted:
             if rebuilt:  # the same import without its tfmcourse part
                 body = ast.unparse(node)
             else:
-                body = "\n".join(lines[first - 1: node.end_lineno])
+                body = "\n".join(lines[first - 1 : node.end_lineno])
             unit = Unit(ci, order, node, "\n" * (first - 1) + body + "\n", defines, is_import)
             order += 1
             ex.units.append(unit)
@@ -292,7 +338,7 @@ def _resolve(path: str) -> Any:
         return None
     try:
         return _child._resolve(path)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -339,8 +385,11 @@ def _course_chains(ex: Extracted, units: list[Unit]) -> list[tuple[str, str]]:
 def course_bindings(ex: Extracted, name: str, units: list[Unit]) -> dict[str, str]:
     """The tfmcourse names the exercise may use (earlier lessons' references) -> their dotted path."""
     allowed, _ = course_policy(name)
-    return {root: ex.course_names[root] for root, path in _course_chains(ex, units)
-            if any(path == a or path.startswith(a + ".") for a in allowed)}
+    return {
+        root: ex.course_names[root]
+        for root, path in _course_chains(ex, units)
+        if any(path == a or path.startswith(a + ".") for a in allowed)
+    }
 
 
 def static_violations(ex: Extracted, name: str, units: list[Unit]) -> list[str]:
@@ -352,8 +401,10 @@ def static_violations(ex: Extracted, name: str, units: list[Unit]) -> list[str]:
     allowed, _ = course_policy(name)
     for _root, path in _course_chains(ex, units):
         if not any(path == a or path.startswith(a + ".") for a in allowed):
-            problems.append(f"uses {path} from the course package tfmcourse (the reference implementation); "
-                            "write it yourself")
+            problems.append(
+                f"uses {path} from the course package tfmcourse (the reference implementation); "
+                "write it yourself"
+            )
     for unit in units:
         for node in ast.walk(unit.node):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -364,7 +415,12 @@ def static_violations(ex: Extracted, name: str, units: list[Unit]) -> list[str]:
                 problems.append("refers to the course package tfmcourse by name")
             elif isinstance(node, (ast.Attribute, ast.Name)) and banned:
                 parts = _dotted(node)
-                if not parts or parts[0] not in ex.aliases or parts[0] in defined or parts[-1] not in last_names:
+                if (
+                    not parts
+                    or parts[0] not in ex.aliases
+                    or parts[0] in defined
+                    or parts[-1] not in last_names
+                ):
                     continue
                 path = ".".join([ex.aliases[parts[0]]] + parts[1:])
                 obj = _resolve(path)
@@ -375,7 +431,12 @@ def static_violations(ex: Extracted, name: str, units: list[Unit]) -> list[str]:
                         problems.append(f"uses {f.qualname}: {f.why}")
             if isinstance(node, ast.Call) and banned:
                 parts = _dotted(node.func)
-                if not parts or parts[0] not in ex.aliases or parts[0] in defined or parts[-1] not in last_names:
+                if (
+                    not parts
+                    or parts[0] not in ex.aliases
+                    or parts[0] in defined
+                    or parts[-1] not in last_names
+                ):
                     continue
                 path = ".".join([ex.aliases[parts[0]]] + parts[1:])
                 obj = _resolve(path)
@@ -383,6 +444,8 @@ def static_violations(ex: Extracted, name: str, units: list[Unit]) -> list[str]:
                     if f.kwarg is None or not (path == f.qualname or (target is not None and obj is target)):
                         continue
                     kw = [k for k in node.keywords if k.arg == f.kwarg]
-                    if (kw and _nonzero_literal(kw[0].value)) or (f.pos is not None and len(node.args) > f.pos):
+                    if (kw and _nonzero_literal(kw[0].value)) or (
+                        f.pos is not None and len(node.args) > f.pos
+                    ):
                         problems.append(f"uses {f.qualname}({f.kwarg}=...): {f.why}")
     return list(dict.fromkeys(problems))

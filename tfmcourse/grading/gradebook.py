@@ -15,6 +15,7 @@ that could not be graded and why). JSON (``--json FILE``): the report format
 of ``tfmcourse grade`` with a ``student`` per notebook and the grading
 settings (including the hidden seed, so a run can be reproduced).
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,8 @@ from tfmcourse.grading.report import NotebookReport
 @dataclass(frozen=True)
 class Submission:
     student: str
-    path: str            # the file to read
-    display: str         # how it is named in reports (relative to the folder given)
+    path: str  # the file to read
+    display: str  # how it is named in reports (relative to the folder given)
     problem: str | None  # why it cannot be graded at all (not a notebook, …), else None
 
 
@@ -54,8 +55,11 @@ def collect(paths: list[str]) -> list[Submission]:
             if entry.is_file():
                 out.append(_submission(entry.stem, entry, str(entry)))
             elif entry.is_dir():
-                files = [f for f in sorted(entry.rglob("*"))
-                         if f.is_file() and not any(_hidden(part) for part in f.relative_to(entry).parts)]
+                files = [
+                    f
+                    for f in sorted(entry.rglob("*"))
+                    if f.is_file() and not any(_hidden(part) for part in f.relative_to(entry).parts)
+                ]
                 if not files:
                     out.append(Submission(entry.name, str(entry), str(entry), "the folder is empty"))
                 for f in files:
@@ -110,8 +114,10 @@ def write_csv(graded: list[tuple[str, NotebookReport]], path: str | os.PathLike)
 
 
 def write_json(graded: list[tuple[str, NotebookReport]], path: str | os.PathLike, **settings) -> None:
-    data = {"notebooks": [{"student": s, **r.to_dict()} for s, r in graded],
-            "secure": {k: v for k, v in settings.items()}}
+    data = {
+        "notebooks": [{"student": s, **r.to_dict()} for s, r in graded],
+        "secure": {k: v for k, v in settings.items()},
+    }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, ensure_ascii=False)
         f.write("\n")
@@ -119,7 +125,7 @@ def write_json(graded: list[tuple[str, NotebookReport]], path: str | os.PathLike
 
 def render_summary(graded: list[tuple[str, NotebookReport]]) -> str:
     """One line per student: total and the files that could not be graded."""
-    header, table = rows(graded)
+    _header, table = rows(graded)
     width = max([len("student")] + [len(r[0]) for r in table])
     lines = [f"{'student'.ljust(width)}  {'points':>9}  notes"]
     for r in table:

@@ -14,6 +14,7 @@ outputs are not compared). A check cell is a cell that calls
 The graded notebook is never modified. The exit status is 0 whenever grading
 ran, whatever the score; 2 when a notebook could not be graded at all.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,10 +44,27 @@ def _run_nbval(path: Path, timeout: float) -> tuple[list[dict], str]:
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\n", encoding="utf-8")  # ignore the course's own pytest config
         env = dict(os.environ, TFMCOURSE_GRADE_OUT=str(out), PYTHONDONTWRITEBYTECODE="1")
-        cmd = [sys.executable, "-m", "pytest", str(path.resolve()), "-c", str(ini), "--rootdir", tmp,
-               "-p", "tfmcourse.grading.nbplugin", "-p", "no:cacheprovider", "-p", "no:xdist",
-               "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout:g}", "-q",
-               "--color=no"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(path.resolve()),
+            "-c",
+            str(ini),
+            "--rootdir",
+            tmp,
+            "-p",
+            "tfmcourse.grading.nbplugin",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--nbval-lax",
+            "--nbval-current-env",
+            f"--nbval-cell-timeout={timeout:g}",
+            "-q",
+            "--color=no",
+        ]
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
         records = []
         if out.exists():

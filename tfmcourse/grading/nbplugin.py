@@ -4,6 +4,7 @@ It writes one JSON line per notebook cell to the file named by the
 ``TFMCOURSE_GRADE_OUT`` environment variable: the cell's index and source,
 its outcome, and the exception name and value if the cell raised.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ def pytest_runtest_makereport(item, call):
     cell = getattr(item, "cell", None)
     if cell is None or report.when != "call":
         return
-    record = {"kind": "cell", "index": getattr(item, "cell_num", None), "source": cell.source,
-              "outcome": report.outcome, "ename": None, "evalue": None, "detail": None}
+    record = {
+        "kind": "cell",
+        "index": getattr(item, "cell_num", None),
+        "source": cell.source,
+        "outcome": report.outcome,
+        "ename": None,
+        "evalue": None,
+        "detail": None,
+    }
     for out in getattr(item, "test_outputs", None) or []:
         if out.get("output_type") == "error":
             record["ename"], record["evalue"] = out.get("ename"), out.get("evalue")

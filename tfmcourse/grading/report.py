@@ -8,6 +8,7 @@ JSON format (``--json FILE``)::
 
 ``status`` is one of ``passed``, ``failed``, ``not attempted``, ``error``.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,13 @@ class NotebookReport:
         return sum(e.max_points for e in self.exercises)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "score": self.score, "max_score": self.max_score,
-                "error": self.error, "exercises": [asdict(e) for e in self.exercises]}
+        return {
+            "path": self.path,
+            "score": self.score,
+            "max_score": self.max_score,
+            "error": self.error,
+            "exercises": [asdict(e) for e in self.exercises],
+        }
 
 
 def to_json(reports: list[NotebookReport]) -> dict:
@@ -79,12 +85,18 @@ def render_table(reports: list[NotebookReport], *, width: int = 100) -> str:
         w = max(len(e.name) for e in r.exercises)
         lines.append(f"  {'exercise'.ljust(w)}  {'lesson':>6}  {'status':<15} points")
         for e in r.exercises:
-            lines.append(f"  {e.name.ljust(w)}  {e.lesson:>6}  {_MARK[e.status]} {e.status:<13} "
-                         f"{e.points}/{e.max_points}")
+            lines.append(
+                f"  {e.name.ljust(w)}  {e.lesson:>6}  {_MARK[e.status]} {e.status:<13} "
+                f"{e.points}/{e.max_points}"
+            )
             detail = e.message or e.reason
             if e.status != "passed" and detail:
                 for para in detail.strip().splitlines()[:12]:
-                    lines.extend(textwrap.wrap(para, width=width - 6, initial_indent="      ",
-                                               subsequent_indent="        ") or [""])
+                    lines.extend(
+                        textwrap.wrap(
+                            para, width=width - 6, initial_indent="      ", subsequent_indent="        "
+                        )
+                        or [""]
+                    )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -16,6 +16,7 @@ worker, and results come back as plain ``torch.Tensor`` data, so
 monkeypatching, tensor subclasses or a replaced check in the notebook have no
 effect on the comparison.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +41,8 @@ from torch import nn
 from tfmcourse.grading import _child
 from tfmcourse.grading.extract import Unit, course_policy, forbidden_for
 
-DEFAULT_TIMEOUT = 20.0   # seconds per exercise (defining it + every call the check makes)
-DEFAULT_MEMORY = 2048    # MiB of address space per exercise (torch alone maps ~650 MiB)
+DEFAULT_TIMEOUT = 20.0  # seconds per exercise (defining it + every call the check makes)
+DEFAULT_MEMORY = 2048  # MiB of address space per exercise (torch alone maps ~650 MiB)
 STARTUP_TIMEOUT = 180.0  # seconds for the clean interpreter to import torch (once per worker)
 
 
@@ -49,8 +50,9 @@ STARTUP_TIMEOUT = 180.0  # seconds for the clean interpreter to import torch (on
 
 
 #: What learner code may call on a trusted object a check passes in (e.g. greedy_decode's model).
-CALLBACK_METHODS = frozenset({"__call__", "forward", "encode", "decode", "eval", "parameters",
-                              "named_parameters"})
+CALLBACK_METHODS = frozenset(
+    {"__call__", "forward", "encode", "decode", "eval", "parameters", "named_parameters"}
+)
 
 
 class GradingAborted(BaseException):
@@ -83,14 +85,27 @@ class Sandbox:
     def start(self) -> None:
         r_child, w_parent = os.pipe()
         r_parent, w_child = os.pipe()
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(self.root), "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", "TMPDIR": str(self.root)}
-        self.log = open(self.root / "child.log", "ab")
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.root),
+            "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "TMPDIR": str(self.root),
+        }
+        self.log = open(self.root / "child.log", "ab")  # noqa: SIM115 (open for the process's lifetime)
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", _child.__file__, str(r_child), str(w_child), *_site_dirs()],
-                pass_fds=(r_child, w_child), stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-                cwd=self.root, env=env, start_new_session=True, close_fds=True)
+                pass_fds=(r_child, w_child),
+                stdin=subprocess.DEVNULL,
+                stdout=self.log,
+                stderr=self.log,
+                cwd=self.root,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
         finally:
             os.close(r_child)
             os.close(w_child)
@@ -126,8 +141,15 @@ class Sandbox:
             self.start()
 
     # -- one exercise
-    def open(self, name: str, units: list[Unit], imports: list[Unit], timeout: float,
-             cells: dict[int, str] | None = None, bind: dict[str, str] | None = None) -> "Session":
+    def open(
+        self,
+        name: str,
+        units: list[Unit],
+        imports: list[Unit],
+        timeout: float,
+        cells: dict[int, str] | None = None,
+        bind: dict[str, str] | None = None,
+    ) -> Session:
         self.ensure()
         self.count += 1
         workdir = self.root / f"ex{self.count}"
@@ -136,12 +158,19 @@ class Sandbox:
         lines = {f"<cell {c + 1}>": (cells or {}).get(c, "") for c in {u.cell for u in kept}}
         import tfmcourse
 
-        msg = {"op": "fork", "exercise": name, "chunks": chunks, "lines": lines,
-               "bind": bind or {}, "prune": course_policy(name)[1],
-               "course_root": str(Path(tfmcourse.__file__).resolve().parent.parent),
-               "forbidden": [f.wire() for f in forbidden_for(name)],
-               "memory_mb": self.memory_mb, "cpu_seconds": int(math.ceil(timeout)) + 1,
-               "workdir": str(workdir)}
+        msg = {
+            "op": "fork",
+            "exercise": name,
+            "chunks": chunks,
+            "lines": lines,
+            "bind": bind or {},
+            "prune": course_policy(name)[1],
+            "course_root": str(Path(tfmcourse.__file__).resolve().parent.parent),
+            "forbidden": [f.wire() for f in forbidden_for(name)],
+            "memory_mb": self.memory_mb,
+            "cpu_seconds": math.ceil(timeout) + 1,
+            "workdir": str(workdir),
+        }
         session = Session(self, name, timeout, workdir)
         _child.send(self.fd_to, msg)
         reply, _ = session.recv()
@@ -188,12 +217,16 @@ class Session:
         except TimeoutError:
             self.broken = True
             self._kill()
-            raise GradingAborted(f"time limit exceeded: the exercise used more than {self.timeout:g} s "
-                                 "(an infinite loop, or far too slow)") from None
+            raise GradingAborted(
+                f"time limit exceeded: the exercise used more than {self.timeout:g} s "
+                "(an infinite loop, or far too slow)"
+            ) from None
         except (EOFError, OSError, _child.ProtocolError, struct.error) as exc:
             self.broken = True
             self._kill()
-            raise GradingAborted(f"the learner's process broke the grading channel ({type(exc).__name__})") from None
+            raise GradingAborted(
+                f"the learner's process broke the grading channel ({type(exc).__name__})"
+            ) from None
 
     def _died(self, reply: dict) -> GradingAborted:
         self.finished = True
@@ -204,8 +237,10 @@ class Session:
         elif sig is not None:
             why = f"the process was killed by signal {sig} ({_signame(sig)})"
         else:
-            why = f"the process exited (exit code {reply.get('code')}) while running the learner's code " \
-                  "(os._exit, sys.exit, a crash, or out of memory)"
+            why = (
+                f"the process exited (exit code {reply.get('code')}) while running the learner's code "
+                "(os._exit, sys.exit, a crash, or out of memory)"
+            )
         return GradingAborted(why)
 
     def request(self, msg: dict, payload: Any = None, has_payload: bool = False) -> tuple[dict, Any]:
@@ -246,14 +281,20 @@ class Session:
         obj = self.remote.get(req.get("id"))
         method = req.get("method")
         try:
-            if obj is None or not isinstance(method, str) or (method.startswith("_") and method != "__call__"):
+            if (
+                obj is None
+                or not isinstance(method, str)
+                or (method.startswith("_") and method != "__call__")
+            ):
                 raise AttributeError(f"no attribute {method!r}")
             if "payload" not in req:  # attribute lookup
                 value = getattr(obj, method)
                 if callable(value):
                     if method not in CALLBACK_METHODS:
-                        raise AttributeError(f"secure grading: {type(obj).__name__}.{method}() may not be called "
-                                             f"here (allowed: {', '.join(sorted(CALLBACK_METHODS - {'__call__'}))})")
+                        raise AttributeError(
+                            f"secure grading: {type(obj).__name__}.{method}() may not be called "
+                            f"here (allowed: {', '.join(sorted(CALLBACK_METHODS - {'__call__'}))})"
+                        )
                     self._reply("method", None)
                     return
                 self._reply("value", value, plain_only=True)
@@ -264,11 +305,14 @@ class Session:
             fn = obj if method == "__call__" else getattr(obj, method)
             result = fn(*payload["args"], **payload["kwargs"])
             if method in ("parameters", "named_parameters"):
-                result = [(k, v.detach().clone()) if isinstance(v, torch.Tensor) else v for k, v in result] \
-                    if method == "named_parameters" else [p.detach().clone() for p in result]
+                result = (
+                    [(k, v.detach().clone()) if isinstance(v, torch.Tensor) else v for k, v in result]
+                    if method == "named_parameters"
+                    else [p.detach().clone() for p in result]
+                )
         except GradingAborted:
             raise
-        except Exception as exc:  # noqa: BLE001 — reported to the learner's code as an error
+        except Exception as exc:
             self._send({"op": "raise", "error": f"{type(exc).__name__}: {exc}"}, None, False)
             return
         self._reply("value", result)
@@ -277,7 +321,9 @@ class Session:
         bufs: list[bytes] = []
 
         def hook(v):
-            if plain_only and not (type(v) in (torch.Tensor, nn.Parameter) or type(v) in (torch.dtype, torch.Size)):
+            if plain_only and not (
+                type(v) in (torch.Tensor, nn.Parameter) or type(v) in (torch.dtype, torch.Size)
+            ):
                 return {"$": "opaque", "type": type(v).__name__}
             if type(v) in (torch.Tensor, nn.Parameter):
                 return _child.tensor_to_wire(v.detach().clone(), bufs)
@@ -299,7 +345,7 @@ class Session:
                     reply, _ = _child.recv(self.sandbox.fd_from, time.monotonic() + 10, 1 << 20)
                     if reply.get("op") != "exited":
                         self.broken = True
-                except Exception:  # noqa: BLE001
+                except Exception:
                     self.broken = True
         if self.broken:
             self.sandbox.stop()  # the channel may hold half a message: start a fresh interpreter next time
@@ -316,15 +362,31 @@ def _signame(sig: int) -> str:
 # ============================================================================ values across the pipe
 
 _STD_MODULES: dict[type, tuple[str, Any]] = {
-    nn.Linear: ("Linear", lambda m: {"in_features": m.in_features, "out_features": m.out_features,
-                                     "bias": m.bias is not None}),
-    nn.LayerNorm: ("LayerNorm", lambda m: {"normalized_shape": list(m.normalized_shape), "eps": m.eps,
-                                           "elementwise_affine": m.elementwise_affine,
-                                           "bias": getattr(m, "bias", None) is not None}),
-    nn.Embedding: ("Embedding", lambda m: {"num_embeddings": m.num_embeddings, "embedding_dim": m.embedding_dim,
-                                           "padding_idx": m.padding_idx, "max_norm": m.max_norm,
-                                           "norm_type": m.norm_type,
-                                           "scale_grad_by_freq": m.scale_grad_by_freq, "sparse": m.sparse}),
+    nn.Linear: (
+        "Linear",
+        lambda m: {"in_features": m.in_features, "out_features": m.out_features, "bias": m.bias is not None},
+    ),
+    nn.LayerNorm: (
+        "LayerNorm",
+        lambda m: {
+            "normalized_shape": list(m.normalized_shape),
+            "eps": m.eps,
+            "elementwise_affine": m.elementwise_affine,
+            "bias": getattr(m, "bias", None) is not None,
+        },
+    ),
+    nn.Embedding: (
+        "Embedding",
+        lambda m: {
+            "num_embeddings": m.num_embeddings,
+            "embedding_dim": m.embedding_dim,
+            "padding_idx": m.padding_idx,
+            "max_norm": m.max_norm,
+            "norm_type": m.norm_type,
+            "scale_grad_by_freq": m.scale_grad_by_freq,
+            "sparse": m.sparse,
+        },
+    ),
     nn.ReLU: ("ReLU", lambda m: {}),
     nn.GELU: ("GELU", lambda m: {"approximate": m.approximate}),
     nn.Tanh: ("Tanh", lambda m: {}),
@@ -332,16 +394,44 @@ _STD_MODULES: dict[type, tuple[str, Any]] = {
     nn.Softmax: ("Softmax", lambda m: {"dim": m.dim}),
     nn.Dropout: ("Dropout", lambda m: {"p": m.p}),
     nn.Identity: ("Identity", lambda m: {}),
-    nn.RNNCell: ("RNNCell", lambda m: {"input_size": m.input_size, "hidden_size": m.hidden_size,
-                                       "bias": m.bias, "nonlinearity": m.nonlinearity}),
-    nn.GRUCell: ("GRUCell", lambda m: {"input_size": m.input_size, "hidden_size": m.hidden_size, "bias": m.bias}),
-    nn.GRU: ("GRU", lambda m: {"input_size": m.input_size, "hidden_size": m.hidden_size,
-                               "num_layers": m.num_layers, "bias": m.bias, "batch_first": m.batch_first,
-                               "dropout": m.dropout, "bidirectional": m.bidirectional}),
-    nn.RNN: ("RNN", lambda m: {"input_size": m.input_size, "hidden_size": m.hidden_size,
-                               "num_layers": m.num_layers, "nonlinearity": m.nonlinearity, "bias": m.bias,
-                               "batch_first": m.batch_first, "dropout": m.dropout,
-                               "bidirectional": m.bidirectional}),
+    nn.RNNCell: (
+        "RNNCell",
+        lambda m: {
+            "input_size": m.input_size,
+            "hidden_size": m.hidden_size,
+            "bias": m.bias,
+            "nonlinearity": m.nonlinearity,
+        },
+    ),
+    nn.GRUCell: (
+        "GRUCell",
+        lambda m: {"input_size": m.input_size, "hidden_size": m.hidden_size, "bias": m.bias},
+    ),
+    nn.GRU: (
+        "GRU",
+        lambda m: {
+            "input_size": m.input_size,
+            "hidden_size": m.hidden_size,
+            "num_layers": m.num_layers,
+            "bias": m.bias,
+            "batch_first": m.batch_first,
+            "dropout": m.dropout,
+            "bidirectional": m.bidirectional,
+        },
+    ),
+    nn.RNN: (
+        "RNN",
+        lambda m: {
+            "input_size": m.input_size,
+            "hidden_size": m.hidden_size,
+            "num_layers": m.num_layers,
+            "nonlinearity": m.nonlinearity,
+            "bias": m.bias,
+            "batch_first": m.batch_first,
+            "dropout": m.dropout,
+            "bidirectional": m.bidirectional,
+        },
+    ),
 }
 
 
@@ -412,7 +502,8 @@ def _decode(value: Any, bufs: list[bytes], session: Session) -> Any:
             return _opaque(d.get("type"))
         if tag == "handle":
             return _remote_class(str(d.get("type", "object")), bool(d.get("module")))(
-                session, int(d["id"]), str(d.get("type", "object"))[:80])
+                session, int(d["id"]), str(d.get("type", "object"))[:80]
+            )
         if tag == "remote":
             return session.remote[int(d["id"])]
         if tag == "dtype" and d.get("v") in _child._DTYPES:
@@ -452,7 +543,9 @@ class RemoteObject:
         sent = _arg_tensors((args, kwargs))
         reply, value = self._session.request(
             {"op": "call", "id": self._id, "method": "__call__", "no_grad": bool(no_grad)},
-            {"args": tuple(args), "kwargs": dict(kwargs)}, True)
+            {"args": tuple(args), "kwargs": dict(kwargs)},
+            True,
+        )
         op = reply.get("op")
         if op == "result":
             self._apply_mutations(sent, reply, value)
@@ -485,7 +578,9 @@ class RemoteObject:
         from tfmcourse.checks._core import CheckFailed
 
         payload = extra.pop("payload", None)
-        reply, value = self._session.request({"op": op, "id": self._id, **extra}, payload, payload is not None)
+        reply, value = self._session.request(
+            {"op": op, "id": self._id, **extra}, payload, payload is not None
+        )
         if reply.get("op") == "ok":
             return value
         label = self.__tfm_type_name__

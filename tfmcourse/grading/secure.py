@@ -28,6 +28,7 @@ This module does steps 1-4 for each exercise of a notebook (:func:`grade_exercis
 :func:`grade_notebook`), for a class in parallel (:func:`grade_many`), and is the
 command line (:func:`main`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,13 +43,23 @@ import torch
 
 from tfmcourse.grading import _child
 from tfmcourse.grading.extract import (
-    Extracted, NotebookError, closure, course_bindings, extract, read_cells, static_violations,
+    Extracted,
+    NotebookError,
+    closure,
+    course_bindings,
+    extract,
+    read_cells,
+    static_violations,
 )
 from tfmcourse.grading.report import ExerciseResult, NotebookReport
 from tfmcourse.grading.sandbox import (
-    DEFAULT_MEMORY, DEFAULT_TIMEOUT, GradingAborted, RemoteObject, Sandbox, shared_sandbox,
+    DEFAULT_MEMORY,
+    DEFAULT_TIMEOUT,
+    GradingAborted,
+    RemoteObject,
+    Sandbox,
+    shared_sandbox,
 )
-
 
 # ============================================================================ grading
 
@@ -73,39 +84,60 @@ def _result(name: str, status: str, message: str = "", reason: str = "") -> Exer
     from tfmcourse.checks import EXERCISES
 
     e = EXERCISES[name]
-    return ExerciseResult(name, e.lesson, status, e.points if status == "passed" else 0, e.points,
-                          message, reason)
+    return ExerciseResult(
+        name, e.lesson, status, e.points if status == "passed" else 0, e.points, message, reason
+    )
 
 
-def grade_exercise(sandbox: Sandbox, ex: Extracted, name: str, *, seed: int,
-                   timeout: float = DEFAULT_TIMEOUT) -> ExerciseResult:
+def grade_exercise(
+    sandbox: Sandbox, ex: Extracted, name: str, *, seed: int, timeout: float = DEFAULT_TIMEOUT
+) -> ExerciseResult:
     from tfmcourse.checks import EXERCISES, CheckFailed, ExerciseNotAttempted
 
     if name not in ex.defs:
         if name in ex.course_names:
-            why = (f"imports {ex.course_names[name]} from the course package tfmcourse (its reference "
-                   "implementation) instead of writing it")
+            why = (
+                f"imports {ex.course_names[name]} from the course package tfmcourse (its reference "
+                "implementation) instead of writing it"
+            )
             return _result(name, "failed", f"{name}: {why}", "rejected before running: " + why)
         for cell, err, names in ex.broken:
             if name in names:
-                return _result(name, "failed", f"{name}: cell {cell + 1} does not parse: {err}",
-                               "syntax error in the cell that defines it")
-        return _result(name, "not attempted", f"{name}: no definition found in the notebook",
-                       "not defined in the notebook")
+                return _result(
+                    name,
+                    "failed",
+                    f"{name}: cell {cell + 1} does not parse: {err}",
+                    "syntax error in the cell that defines it",
+                )
+        return _result(
+            name,
+            "not attempted",
+            f"{name}: no definition found in the notebook",
+            "not defined in the notebook",
+        )
     units = closure(ex, name)
     problems = static_violations(ex, name, units)
     if problems:
-        return _result(name, "failed", f"{name}: " + "; ".join(problems),
-                       "rejected before running: " + "; ".join(problems))
+        return _result(
+            name,
+            "failed",
+            f"{name}: " + "; ".join(problems),
+            "rejected before running: " + "; ".join(problems),
+        )
     session = None
     try:
         try:
-            session = sandbox.open(name, units, ex.imports, timeout, ex.cells,
-                                   course_bindings(ex, name, units))
+            session = sandbox.open(
+                name, units, ex.imports, timeout, ex.cells, course_bindings(ex, name, units)
+            )
         except (OSError, RuntimeError, TimeoutError, EOFError, _child.ProtocolError) as exc:
             sandbox.stop()
-            return _result(name, "error", f"{name}: the grading sandbox could not start ({exc})",
-                           "grading sandbox unavailable")
+            return _result(
+                name,
+                "error",
+                f"{name}: the grading sandbox could not start ({exc})",
+                "grading sandbox unavailable",
+            )
         ready, _ = session.recv()  # the worker's answer to the set-up
         op = ready.get("op")
         if op == "exited":
@@ -114,8 +146,9 @@ def grade_exercise(sandbox: Sandbox, ex: Extracted, name: str, *, seed: int,
             raise GradingAborted(f"{ready.get('what')} — not allowed in this exercise")
         if op == "missing":
             notes = "; ".join(ready.get("notes") or [])[:1500]
-            return _result(name, "failed", f"{name}: defining it failed: {notes}",
-                           "its definition raised an error")
+            return _result(
+                name, "failed", f"{name}: defining it failed: {notes}", "its definition raised an error"
+            )
         if op != "ready":
             raise GradingAborted(f"the learner's process answered {op!r}")
         proxy = RemoteObject(session, 0, name)
@@ -128,17 +161,26 @@ def grade_exercise(sandbox: Sandbox, ex: Extracted, name: str, *, seed: int,
         return _result(name, "failed", str(exc), "failed the check on hidden inputs")
     except GradingAborted as exc:
         return _result(name, exc.status, exc.message or f"{name}: {exc.reason}", exc.reason)
-    except Exception as exc:  # noqa: BLE001 — the check could not handle what came back
-        return _result(name, "error", f"{name}: the check could not use the result: "
-                                      f"{type(exc).__name__}: {str(exc)[:300]}",
-                       "the check raised an unexpected error on the returned value")
+    except Exception as exc:
+        return _result(
+            name,
+            "error",
+            f"{name}: the check could not use the result: {type(exc).__name__}: {str(exc)[:300]}",
+            "the check raised an unexpected error on the returned value",
+        )
     finally:
         if session is not None:
             session.close()
 
 
-def grade_notebook(path: str | os.PathLike, *, seed: int | None = None, timeout: float | None = None,
-                   memory: int | None = None, display_path: str | None = None) -> NotebookReport:
+def grade_notebook(
+    path: str | os.PathLike,
+    *,
+    seed: int | None = None,
+    timeout: float | None = None,
+    memory: int | None = None,
+    display_path: str | None = None,
+) -> NotebookReport:
     """Grade one notebook securely. The notebook file is only read."""
     seed = new_seed() if seed is None else int(seed)
     timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
@@ -151,8 +193,10 @@ def grade_notebook(path: str | os.PathLike, *, seed: int | None = None, timeout:
         return report
     names = exercises_for(path, ex)
     if not names:
-        report.error = ("no graded exercise found (name the notebook like the course's NN_name.ipynb, "
-                        "and keep its check_<name>(<name>) cells)")
+        report.error = (
+            "no graded exercise found (name the notebook like the course's NN_name.ipynb, "
+            "and keep its check_<name>(<name>) cells)"
+        )
         return report
     sandbox = shared_sandbox(memory)
     for name in names:
@@ -167,18 +211,26 @@ def _grade_job(job: tuple) -> dict:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             report = grade_notebook(path, seed=seed, timeout=timeout, memory=memory, display_path=display)
-    except Exception as exc:  # noqa: BLE001 — one notebook never stops the run
+    except Exception as exc:
         report = NotebookReport(path=display, error=f"grading failed: {type(exc).__name__}: {exc}")
     return report.to_dict()
 
 
 def report_from_dict(d: dict) -> NotebookReport:
-    return NotebookReport(path=d["path"], error=d.get("error"),
-                          exercises=[ExerciseResult(**e) for e in d.get("exercises", [])])
+    return NotebookReport(
+        path=d["path"], error=d.get("error"), exercises=[ExerciseResult(**e) for e in d.get("exercises", [])]
+    )
 
 
-def grade_many(jobs: list[tuple[str, str]], *, seed: int, timeout: float, memory: int, n_jobs: int = 1,
-               progress: bool = True) -> list[NotebookReport]:
+def grade_many(
+    jobs: list[tuple[str, str]],
+    *,
+    seed: int,
+    timeout: float,
+    memory: int,
+    n_jobs: int = 1,
+    progress: bool = True,
+) -> list[NotebookReport]:
     """Grade ``[(path, display_path), …]`` with ``n_jobs`` processes; results in the input order."""
     from tqdm.auto import tqdm
 
@@ -200,7 +252,7 @@ def grade_many(jobs: list[tuple[str, str]], *, seed: int, timeout: float, memory
                     i = futures[fut]
                     try:
                         results[i] = fut.result()
-                    except Exception as exc:  # noqa: BLE001 — a dead worker: report, keep going
+                    except Exception as exc:
                         results[i] = NotebookReport(path=work[i][1], error=f"grading failed: {exc}").to_dict()
                     bar.update()
     finally:
@@ -229,16 +281,23 @@ def main(args) -> int:
         csv_path, json_path = "gradebook.csv", "gradebook.json"
     for out in (csv_path, json_path):
         if out and any(Path(out).resolve().is_relative_to(f) for f in folders):
-            print(f"tfmcourse grade --secure: refusing to write {out} inside the graded folder "
-                  "(nothing in it is ever modified)", file=sys.stderr)
+            print(
+                f"tfmcourse grade --secure: refusing to write {out} inside the graded folder "
+                "(nothing in it is ever modified)",
+                file=sys.stderr,
+            )
             return 2
     seed = new_seed() if getattr(args, "seed", None) is None else int(args.seed)
     timeout = DEFAULT_TIMEOUT if getattr(args, "timeout", None) is None else float(args.timeout)
     memory = DEFAULT_MEMORY if getattr(args, "memory", None) is None else int(args.memory)
     n_jobs = getattr(args, "jobs", None) or min(4, os.cpu_count() or 1)
     gradeable = [(s.path, s.display) for s in submissions if s.problem is None]
-    reports = dict(zip((d for _, d in gradeable),
-                       grade_many(gradeable, seed=seed, timeout=timeout, memory=memory, n_jobs=n_jobs)))
+    reports = dict(
+        zip(
+            (d for _, d in gradeable),
+            grade_many(gradeable, seed=seed, timeout=timeout, memory=memory, n_jobs=n_jobs),
+        )
+    )
     for s in submissions:
         if s.problem is not None:
             reports[s.display] = NotebookReport(path=s.display, error=s.problem)
