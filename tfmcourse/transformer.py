@@ -166,7 +166,16 @@ class DecoderLayer(nn.Module):
         )
         return x, kv
 
-    def _layer(self, x, memory_kv, past_kv, attn_mask, tgt_key_padding_mask, memory_key_padding_mask):
+    def _layer(
+        self,
+        x: Tensor,
+        memory_kv: tuple[Tensor, Tensor],
+        past_kv: tuple[Tensor, Tensor] | None,
+        attn_mask: Tensor | None,
+        tgt_key_padding_mask: Tensor | None,
+        memory_key_padding_mask: Tensor | None,
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        # forward (past_kv None: every position) and forward_step (the newest n) share this body
         if self.norm_first:
             sa, kv = self._sa_block(self.norm1(x), past_kv, attn_mask, tgt_key_padding_mask)
             x = x + sa
@@ -181,7 +190,13 @@ class DecoderLayer(nn.Module):
             x = self.norm3(x + self._ff_block(x))
         return x, weights, kv  # (B, n, D), (B, H, n, S), self-attention keys/values (B, H, P+n, d_head)
 
-    def _sa_block(self, x, past_kv, attn_mask, key_padding_mask):
+    def _sa_block(
+        self,
+        x: Tensor,
+        past_kv: tuple[Tensor, Tensor] | None,
+        attn_mask: Tensor | None,
+        key_padding_mask: Tensor | None,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         k, v = self.self_attn.project_kv(x, x)  # (B, H, n, d_head)
         if past_kv is not None:
             k = torch.cat([past_kv[0], k], dim=2)  # (B, H, P+n, d_head)
@@ -189,7 +204,9 @@ class DecoderLayer(nn.Module):
         out, _ = self.self_attn.attend(x, k, v, attn_mask, key_padding_mask)
         return self.dropout1(out), (k, v)
 
-    def _mha_block(self, x, memory_kv, key_padding_mask):
+    def _mha_block(
+        self, x: Tensor, memory_kv: tuple[Tensor, Tensor], key_padding_mask: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         # queries from the decoder, keys and values from the encoder's memory
         out, weights = self.cross_attn.attend(x, *memory_kv, key_padding_mask=key_padding_mask)
         return self.dropout2(out), weights
