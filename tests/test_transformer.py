@@ -270,3 +270,22 @@ def test_full_pass_and_cached_step_use_the_one_attention_core(monkeypatch):
         _, cache = model.decode_step(tgt[:, :2], memory, src)
         model.decode_step(tgt[:, 2:3], memory, src, cache)
     assert calls == [(2, 2), (2, S)] * 2 + [(1, 3), (1, S)] * 2
+
+
+def test_full_pass_calls_the_attention_modules_so_their_hooks_see_the_memory():
+    g = _g(10)
+    model = Transformer(TransformerConfig.tiny()).eval()
+    src, tgt = _tokens(g, 11, (B, S), [4, S]), _tokens(g, 13, (B, T))
+    keys = {}
+    hooks = [
+        m.register_forward_hook(lambda mod, args, out, name=name: keys.__setitem__(name, args[1]))
+        for name, m in model.named_modules()
+        if name.endswith("_attn")
+    ]
+    with torch.no_grad():
+        memory = model.encode(src)
+        model.decode(tgt, memory, src)
+    for h in hooks:
+        h.remove()
+    assert len(keys) == 2 + 2 * 2  # every self- and cross-attention module ran through its forward
+    assert all(torch.equal(keys[f"decoder.layers.{i}.cross_attn"], memory) for i in range(2))

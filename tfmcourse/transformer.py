@@ -16,6 +16,7 @@ layer copied into its torch twin gives the same numbers (see
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -135,10 +136,16 @@ class DecoderLayer(nn.Module):
         memory_key_padding_mask: Tensor | None = None,
         need_weights: bool = False,
     ):
-        memory_kv = self.cross_attn.project_kv(memory, memory)  # two (B, H, S, d_head)
-        x, weights, _ = self._layer(
-            y, memory_kv, None, tgt_mask, tgt_key_padding_mask, memory_key_padding_mask
-        )
+        def self_attention(x: Tensor) -> Tensor:
+            return self.self_attn(x, x, x, attn_mask=tgt_mask, key_padding_mask=tgt_key_padding_mask)
+
+        def cross_attention(x: Tensor) -> tuple[Tensor, Tensor]:
+            # queries from the decoder, keys and values from the encoder's memory
+            return self.cross_attn(
+                x, memory, memory, key_padding_mask=memory_key_padding_mask, need_weights=True
+            )
+
+        x, weights = self._layer(y, self_attention, cross_attention)
         return (x, weights) if need_weights else x  # (B, T, D), (B, H, T, S)
 
     def forward_step(
@@ -152,8 +159,8 @@ class DecoderLayer(nn.Module):
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Process only the ``n`` newest target positions, attending to cached keys/values.
 
-        The same computation as ``forward``: the earlier positions' self-attention keys
-        and values come from ``past_kv``, the memory's from ``memory_kv``
+        The same layer as ``forward``; only where attention gets its keys and values
+        differs: the earlier positions' from ``past_kv``, the memory's from ``memory_kv``
         (``cross_attn.project_kv(memory, memory)``, computed once).
 
         Shape:
@@ -161,55 +168,40 @@ class DecoderLayer(nn.Module):
             ``(B, H, P, d_head)`` or None; attn_mask ``(n, P+n)``; tgt_key_padding_mask
             ``(B, P+n)``; returns ``(B, n, D)`` and the new self-attention keys/values ``(B, H, P+n, d_head)``.
         """
-        x, _, kv = self._layer(
-            y_new, memory_kv, past_kv, attn_mask, tgt_key_padding_mask, memory_key_padding_mask
-        )
-        return x, kv
+        new_kv = []
+
+        def self_attention(x: Tensor) -> Tensor:
+            k, v = self.self_attn.project_kv(x, x)  # (B, H, n, d_head)
+            if past_kv is not None:
+                k = torch.cat([past_kv[0], k], dim=2)  # (B, H, P+n, d_head)
+                v = torch.cat([past_kv[1], v], dim=2)  # (B, H, P+n, d_head)
+            new_kv.append((k, v))
+            return self.self_attn.attend(x, k, v, attn_mask, tgt_key_padding_mask)[0]
+
+        def cross_attention(x: Tensor) -> tuple[Tensor, Tensor]:
+            return self.cross_attn.attend(x, *memory_kv, key_padding_mask=memory_key_padding_mask)
+
+        x, _ = self._layer(y_new, self_attention, cross_attention)
+        return x, new_kv[0]
 
     def _layer(
         self,
         x: Tensor,
-        memory_kv: tuple[Tensor, Tensor],
-        past_kv: tuple[Tensor, Tensor] | None,
-        attn_mask: Tensor | None,
-        tgt_key_padding_mask: Tensor | None,
-        memory_key_padding_mask: Tensor | None,
-    ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
-        # forward (past_kv None: every position) and forward_step (the newest n) share this body
+        self_attention: Callable[[Tensor], Tensor],
+        cross_attention: Callable[[Tensor], tuple[Tensor, Tensor]],
+    ) -> tuple[Tensor, Tensor]:
+        """The three residual sub-layers, given the two attentions; returns ``x`` and the cross weights."""
         if self.norm_first:
-            sa, kv = self._sa_block(self.norm1(x), past_kv, attn_mask, tgt_key_padding_mask)
-            x = x + sa
-            cross, weights = self._mha_block(self.norm2(x), memory_kv, memory_key_padding_mask)
-            x = x + cross
+            x = x + self.dropout1(self_attention(self.norm1(x)))
+            cross, weights = cross_attention(self.norm2(x))
+            x = x + self.dropout2(cross)
             x = x + self._ff_block(self.norm3(x))
         else:
-            sa, kv = self._sa_block(x, past_kv, attn_mask, tgt_key_padding_mask)
-            x = self.norm1(x + sa)
-            cross, weights = self._mha_block(x, memory_kv, memory_key_padding_mask)
-            x = self.norm2(x + cross)
+            x = self.norm1(x + self.dropout1(self_attention(x)))
+            cross, weights = cross_attention(x)
+            x = self.norm2(x + self.dropout2(cross))
             x = self.norm3(x + self._ff_block(x))
-        return x, weights, kv  # (B, n, D), (B, H, n, S), self-attention keys/values (B, H, P+n, d_head)
-
-    def _sa_block(
-        self,
-        x: Tensor,
-        past_kv: tuple[Tensor, Tensor] | None,
-        attn_mask: Tensor | None,
-        key_padding_mask: Tensor | None,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        k, v = self.self_attn.project_kv(x, x)  # (B, H, n, d_head)
-        if past_kv is not None:
-            k = torch.cat([past_kv[0], k], dim=2)  # (B, H, P+n, d_head)
-            v = torch.cat([past_kv[1], v], dim=2)  # (B, H, P+n, d_head)
-        out, _ = self.self_attn.attend(x, k, v, attn_mask, key_padding_mask)
-        return self.dropout1(out), (k, v)
-
-    def _mha_block(
-        self, x: Tensor, memory_kv: tuple[Tensor, Tensor], key_padding_mask: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
-        # queries from the decoder, keys and values from the encoder's memory
-        out, weights = self.cross_attn.attend(x, *memory_kv, key_padding_mask=key_padding_mask)
-        return self.dropout2(out), weights
+        return x, weights  # (B, n, D), (B, H, n, S)
 
     def _ff_block(self, x: Tensor) -> Tensor:
         return self.dropout3(self.ff(x))
