@@ -259,11 +259,12 @@ class NormComparisonExplorer:
         import torch
 
         from tfmcourse import norms
+        from tfmcourse.experiments import lesson03
 
         B, T, p, C = self.batch_size.value, self.seq_len.value, self.pad_fraction.value, self.C
         n_real = max(1, T - round(p * T))  # every sequence keeps at least one real token
         lengths = [n_real] * B
-        x, pad = norms.padded_batch(lengths, T, C, seed=0)  # (B, T, C), (B, T)
+        x, pad = lesson03.padded_batch(lengths, T, C, seed=0)  # (B, T, C), (B, T)
         gamma, beta = torch.ones(C), torch.zeros(C)
         bn = lambda z: norms.batch_norm(z, gamma, beta)  # noqa: E731
         ln = lambda z: norms.layer_norm(z, gamma, beta)  # noqa: E731

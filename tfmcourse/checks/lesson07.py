@@ -25,6 +25,7 @@ from tfmcourse.checks._core import (
     require,
     set_mode,
 )
+from tfmcourse.torch_interop import load_from_torch
 
 # ---------------------------------------------------------------- known mistakes: split / merge
 
@@ -295,7 +296,7 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
     load_weights(mha, weights, name)
     set_mode(mha, False)
     ref = attention.MultiHeadAttention(D, H)
-    ref.load_from_torch(ref_torch).eval()
+    load_from_torch(ref, ref_torch).eval()
     params = dict(weights, n_heads=H)
     for label, q, k, v, am, kpm in _mha_cases(g):
         T, S = q.shape[1], k.shape[1]

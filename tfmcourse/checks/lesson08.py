@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tfmcourse import transformer
+from tfmcourse import torch_interop, transformer
 from tfmcourse.checks._core import (
     TINY,
     CheckFailed,
@@ -483,7 +483,7 @@ def check_EncoderLayer(EncoderLayer, *, seed: int = 0) -> None:
             what=" (self_attn: 4 projections with bias, ff, norm1, norm2)",
         )
         ref = _reference(transformer.EncoderLayer, weights, norm_first)
-        twin = transformer.to_torch(ref).train()  # dropout 0: train mode only avoids torch's fast path
+        twin = torch_interop.to_torch(ref).train()  # dropout 0: train mode only avoids torch's fast path
         for label, mask in [("with src_key_padding_mask (sample 0 padded)", pad), ("without a mask", None)]:
             case = f"(norm_first={norm_first}, x (B={B}, S={S}, D={D}) {label})"
             before = x.clone()
@@ -537,7 +537,7 @@ def check_DecoderLayer(DecoderLayer, *, seed: int = 0) -> None:
             what=" (self_attn and cross_attn: 4 projections each, ff, norm1..3)",
         )
         ref = _reference(transformer.DecoderLayer, weights, norm_first)
-        twin = transformer.to_torch(ref).train()
+        twin = torch_interop.to_torch(ref).train()
         for label, tm, tp, mp in cases:
             case = f"(norm_first={norm_first}, y (B={B}, T={T}), memory (B={B}, S={S}), {label})"
             before = (y.clone(), memory.clone())
