@@ -228,8 +228,8 @@ class Plan:
         return "up to date" if self.target.read_text(encoding="utf-8") == self.text else "stale"
 
 
-def plan(root: Path, lang: str = LANG) -> tuple[list[Plan], int]:
-    """Plans for every English notebook that has a catalogue, and the number of English notebooks."""
+def plan(root: Path, lang: str = LANG) -> list[Plan]:
+    """A plan for every English notebook that has a catalogue."""
     root = Path(root)
     english = english_notebooks(root)
     with_catalogue = [p for p in english if catalogue_path(root, p, lang).exists()]
@@ -246,7 +246,7 @@ def plan(root: Path, lang: str = LANG) -> tuple[list[Plan], int]:
         if not p.problems:
             p.text = nbtools.dumps(translated_notebook(nb, po, rel, editions.__contains__, lang))
         plans.append(p)
-    return plans, len(english)
+    return plans
 
 
 def orphans(root: Path, lang: str = LANG) -> list[Path]:
@@ -263,13 +263,15 @@ def orphans(root: Path, lang: str = LANG) -> list[Path]:
     return found
 
 
-def summary(plans: list[Plan], n_english: int, lang: str = LANG) -> str:
-    done = sum(p.text is not None for p in plans)
-    parts = []
+def summary(plans: list[Plan], root: Path, lang: str = LANG) -> str:
+    """``ko: 2 of 19 notebooks translated (notebooks 1 of 10, exercises 1 of 9)``."""
+    parts, done, total = [], 0, 0
     for folder in SOURCES:
-        n = sum(p.english.parent.name == folder for p in plans if p.text is not None)
-        parts.append(f"{folder} {n}")
-    return f"{lang}: {done} of {n_english} notebooks translated ({', '.join(parts)})"
+        n_english = len(list((Path(root) / folder).glob("*.ipynb")))
+        n = sum(p.english.parent.name == folder and p.text is not None for p in plans)
+        parts.append(f"{folder} {n} of {n_english}")
+        done, total = done + n, total + n_english
+    return f"{lang}: {done} of {total} notebooks translated ({', '.join(parts)})"
 
 
 def build(root: Path, *, check: bool = False, lang: str = LANG, out=print) -> int:
@@ -279,7 +281,7 @@ def build(root: Path, *, check: bool = False, lang: str = LANG, out=print) -> in
     incomplete or fuzzy, or a translated notebook is missing or stale.
     """
     root = Path(root)
-    plans, n_english = plan(root, lang)
+    plans = plan(root, lang)
     failed = False
     for p in plans:
         cat, target = p.catalogue.relative_to(root), p.target.relative_to(root)
@@ -308,9 +310,11 @@ def build(root: Path, *, check: bool = False, lang: str = LANG, out=print) -> in
     for path in orphans(root, lang):
         out(f"{path.relative_to(root)}: its English notebook does not exist")
         failed = True
-    out(summary(plans, n_english, lang))
+    out(summary(plans, root, lang))
     if failed and check:
-        out(f"the {lang} edition is out of date: translate the cells named above and run `tfmcourse build`")
+        out(
+            f"the {lang} edition is out of date: translate or review the cells named above, then run `tfmcourse build`"
+        )
     return 1 if failed else 0
 
 
