@@ -249,17 +249,20 @@ def plan(root: Path, lang: str = LANG) -> list[Plan]:
     return plans
 
 
-def orphans(root: Path, lang: str = LANG) -> list[Path]:
-    """Catalogues and generated notebooks whose English notebook no longer exists."""
+def orphans(root: Path, lang: str = LANG) -> list[tuple[Path, str]]:
+    """Catalogues and generated notebooks left without their source, with the reason."""
     root = Path(root)
     found = []
     for folder in SOURCES:
         for cat in sorted((root / "po" / lang / folder).glob("*.po")):
             if not (root / folder / cat.with_suffix(".ipynb").name).exists():
-                found.append(cat)
+                found.append((cat, "its English notebook does not exist"))
         for nb in sorted((root / lang / folder).glob("*.ipynb")):
-            if not catalogue_path(root, root / folder / nb.name, lang).exists():
-                found.append(nb)
+            cat = catalogue_path(root, root / folder / nb.name, lang)
+            if not (root / folder / nb.name).exists():
+                found.append((nb, "its English notebook does not exist"))
+            elif not cat.exists():
+                found.append((nb, f"has no catalogue {cat.relative_to(root)}"))
     return found
 
 
@@ -307,8 +310,8 @@ def build(root: Path, *, check: bool = False, lang: str = LANG, out=print) -> in
                 p.target.parent.mkdir(parents=True, exist_ok=True)
                 p.target.write_text(p.text, encoding="utf-8")
                 out(f"{target}: {'written' if status == 'missing' else 'updated'}")
-    for path in orphans(root, lang):
-        out(f"{path.relative_to(root)}: its English notebook does not exist")
+    for path, reason in orphans(root, lang):
+        out(f"{path.relative_to(root)}: {reason}")
         failed = True
     out(summary(plans, root, lang))
     if failed and check:
