@@ -322,3 +322,39 @@ def test_build_check_catches_an_english_edit_on_a_copy_of_the_course(tmp_path):
     status, lines = _run(tmp_path, check=True)
     assert status == 1
     assert f"po/ko/notebooks/05_positional_encoding.po: cell {cell.id} is fuzzy" in "\n".join(lines)
+
+
+# ---------------------------------------------------------------- README.ko.md
+
+README_KO = ROOT / "README.ko.md"
+ROW = re.compile(r"^\| (?P<n>\d\d) \| \[[^\]]+\]\((?P<english>notebooks/[^)]+)\) \| (?P<korean>.+) \|$", re.M)
+
+
+def test_readme_ko_lists_every_lesson_and_which_are_translated():
+    text = README_KO.read_text(encoding="utf-8")
+    rows = list(ROW.finditer(text))
+    lessons = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert [r["english"] for r in rows] == [f"notebooks/{p.name}" for p in lessons], "one row per lesson"
+    translated = 0
+    for row in rows:
+        name = Path(row["english"]).name
+        assert row["n"] == name[:2]
+        links = re.findall(r"\]\((ko/[^)]+)\)", row["korean"])
+        expected = [
+            f"ko/{folder}/{name}"
+            for folder in ("notebooks", "exercises")
+            if (ROOT / "ko" / folder / name).exists()
+        ]
+        assert links == expected, f"lesson {row['n']}: the table says {links}, ko/ has {expected}"
+        if not expected:
+            assert row["korean"] == "준비 중", f"lesson {row['n']}"
+        translated += (ROOT / "ko" / "notebooks" / name).exists()
+    assert f"지금까지 강의 {len(lessons)}개 중 {translated}개가 한국어로 번역되었다." in text
+
+
+def test_readme_ko_links_resolve_and_it_keeps_the_quick_start():
+    text = README_KO.read_text(encoding="utf-8")
+    assert "make lab" in text and "make test" in text and "tfmcourse build --check" in text
+    for target in re.findall(r"\]\(([^)#\s]+)\)", text):
+        if not re.match(r"^[a-z]+:", target):
+            assert (ROOT / target).exists(), target
