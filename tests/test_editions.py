@@ -358,3 +358,64 @@ def test_readme_ko_links_resolve_and_it_keeps_the_quick_start():
     for target in re.findall(r"\]\(([^)#\s]+)\)", text):
         if not re.match(r"^[a-z]+:", target):
             assert (ROOT / target).exists(), target
+
+
+# ---------------------------------------------------------------- one Korean term per concept
+
+
+def _glossary() -> dict[str, str]:
+    """English term → Korean term, from the glossary table of lesson 00 (parenthesised variants dropped)."""
+    nb = nbtools.read(ROOT / "notebooks" / "00_start_here.ipynb")
+    (cell,) = [c for c in nb.cells if c.cell_type == "markdown" and "| English | 한국어 |" in c.source]
+    terms = {}
+    for line in cell.source.splitlines():
+        parts = [p.strip() for p in line.strip().strip("|").split("|")]
+        if len(parts) < 2 or parts[0] in ("English", "---"):
+            continue
+        english = [t.strip() for t in re.sub(r"\(.*?\)", "", parts[0]).split("/")]
+        korean = [t.strip() for t in re.sub(r"\(.*?\)", "", parts[1]).split("/")]
+        if len(english) != len(korean):
+            continue
+        head = english[0].split()
+        for en, ko in zip(english, korean):
+            if len(en.split()) == 1 and len(head) > 1:  # "attention weights / scores"
+                en = " ".join([*head[:-1], en])
+                ko = " ".join([*korean[0].split()[:-1], ko])
+            terms[en.lower()] = ko
+    return terms
+
+
+ORDINARY_WORDS = {"key", "value"}  # glossary terms that English prose also uses in their everyday sense
+
+
+def _glossary_mismatches(english: str, korean: str, terms: dict[str, str]) -> list[str]:
+    """Glossary terms that occur in the English text while their Korean term is absent from the translation."""
+    prose = re.sub(r"`[^`]*`|\$[^$]*\$|\([^)]*\.ipynb[^)]*\)", "", english)  # code, maths and link targets
+    return [
+        f"{en!r} should be {ko!r}"
+        for en, ko in terms.items()
+        if en not in ORDINARY_WORDS
+        and re.search(rf"(?<![\w-]){re.escape(en)}s?(?![\w-])", prose, re.I)
+        and ko not in korean
+    ]
+
+
+def test_the_glossary_is_read_from_lesson_00():
+    terms = _glossary()
+    assert terms["positional encoding"] == "위치 인코딩" and terms["self-attention"] == "셀프 어텐션"
+    assert terms["decoder"] == "디코더" and terms["attention scores"] == "어텐션 점수"
+    assert _glossary_mismatches("Self-attention sees all", "자기 주의는 모두 본다", terms) == [
+        "'self-attention' should be '셀프 어텐션'"
+    ]
+    assert _glossary_mismatches("`self_attention(x)`", "코드", terms) == []
+
+
+@pytest.mark.parametrize("cat", sorted((ROOT / "po" / "ko").rglob("*.po")), ids=lambda p: p.name)
+def test_translations_use_the_glossary_terms(cat):
+    terms = _glossary()
+    wrong = {
+        e.msgctxt: found
+        for e in editions.read_catalogue(cat)
+        if not e.obsolete and e.msgstr and (found := _glossary_mismatches(e.msgid, e.msgstr, terms))
+    }
+    assert not wrong, wrong
