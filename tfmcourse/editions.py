@@ -301,7 +301,7 @@ def build(root: Path, *, check: bool = False, lang: str = LANG, out=print) -> in
                 out(f"{cat}: updated from {english}")
         status = p.target_status
         if status == "blocked":
-            out(f"{target}: not generated until every cell of {cat} is translated")
+            out(f"{target}: not regenerated until every cell of {cat} is translated and none is fuzzy")
         elif status != "up to date":
             if check:
                 out(f"{target}: {status} (regenerate from {english} and {cat})")
