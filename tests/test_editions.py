@@ -419,3 +419,15 @@ def test_translations_use_the_glossary_terms(cat):
         if not e.obsolete and e.msgstr and (found := _glossary_mismatches(e.msgid, e.msgstr, terms))
     }
     assert not wrong, wrong
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", sorted((ROOT / "ko" / "exercises").glob("*.ipynb")), ids=lambda p: p.name)
+def test_korean_exercises_run_in_their_folder_and_grade_as_not_attempted(path):
+    from tfmcourse.grading.nbgrade import grade_notebook
+
+    report = grade_notebook(path)
+    assert report.error is None, report.error
+    english = grade_notebook(ROOT / "exercises" / path.name)
+    assert [e.name for e in report.exercises] == [e.name for e in english.exercises] != []
+    assert {e.status for e in report.exercises} == {"not attempted"} and report.score == 0
