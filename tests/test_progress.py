@@ -57,10 +57,12 @@ def test_not_attempted_is_recorded_and_a_later_pass_replaces_a_failure(workspace
     assert progress.load(workspace)["causal_mask"]["status"] == "passed"
 
 
-def test_nothing_is_recorded_outside_a_workspace(tmp_path, monkeypatch):
+def test_nothing_is_recorded_outside_a_workspace_or_its_exercises(tmp_path, monkeypatch, workspace):
+    monkeypatch.chdir(workspace / "notebooks")  # lesson 00 demonstrates a check: not the learner's work
+    assert progress.record("causal_mask", "passed") is None
     monkeypatch.chdir(tmp_path)
     assert progress.record("causal_mask", "passed") is None
-    assert list(tmp_path.iterdir()) == []
+    assert progress.load(workspace) == {}
     assert "No workspace found" in progress.render(None)
     with pytest.raises(ValueError, match="status must be one of"):
         progress.record("causal_mask", "great")

@@ -1,7 +1,7 @@
 """A learner's progress: the last outcome of every exercise check run in their workspace.
 
-When a check runs inside a learner's workspace (``work/``, see
-:mod:`tfmcourse.workspace`), its outcome — passed, failed or not attempted —
+When a check runs from a learner's exercise notebooks (in ``work/exercises/``,
+see :mod:`tfmcourse.workspace`), its outcome — passed, failed or not attempted —
 is written to a small JSON file there, ``.tfmcourse-progress.json``. Nothing is
 recorded anywhere else (not in the repository, not while grading), so the
 course's own files stay clean. ``tfmcourse progress`` and lesson 00 read it.
@@ -44,9 +44,10 @@ def record(name: str, status: str, start: Path | None = None) -> Path | None:
     """Note the outcome of a check, if it ran inside a learner's workspace; return the file written."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-    workspace = find_workspace(start)
-    if workspace is None:
-        return None
+    here = Path(start or Path.cwd()).resolve()
+    workspace = find_workspace(here)
+    if workspace is None or (workspace / "exercises") not in (here, *here.parents):
+        return None  # only the learner's exercise notebooks count, not a lesson's demonstration
     data = load(workspace)
     data[name] = {"status": status, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     path = workspace / PROGRESS_FILE
