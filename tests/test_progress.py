@@ -77,3 +77,15 @@ def test_progress_command_reads_the_workspace(workspace):
         check=True,
     ).stdout
     assert "✓ 6.3   scaled_dot_product_attention" in out and "passed" in out
+
+
+def test_exercise_numbers_match_the_stubs_of_every_exercise_notebook(root):
+    from tfmcourse import nbtools
+
+    for name, ex in EXERCISES.items():
+        (path,) = (root / "exercises").glob(f"{ex.lesson:02d}_*.ipynb")
+        cells = [c.source for c in nbtools.read(path).cells if c.cell_type == "code"]
+        home = [src for src in cells if f"def {name}(" in src or f"class {name}(" in src]
+        assert home, f"{path.name} has no definition of {name}"
+        number = progress.exercise_number(name)
+        assert f"Exercise {number}:" in home[0], f"{name} is numbered {number}, its stub says otherwise"
