@@ -40,7 +40,7 @@ def test_the_demonstration_cells_show_what_the_checks_print_today(lesson, monkey
     namespace: dict = {}
     for cell in demo:
         out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             exec(compile(cell.source, "<lesson 00>", "exec"), namespace)
         assert out.getvalue() == _saved_text(cell), f"re-run lesson 00: this cell now shows\n{out.getvalue()}"
     failure, hint, success = (_saved_text(c) for c in demo)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,8 +50,11 @@ class CheckFailed(AssertionError):
         return failure_lines(self, color=color)
 
     def show(self) -> None:
-        """Print the block a check cell shows when it fails (used to demonstrate one)."""
-        print("\n".join(self.lines()))
+        """Print the block a check cell shows when it fails (used to demonstrate one).
+
+        It goes to stderr, which Jupyter shows on the same red background as an error.
+        """
+        print("\n".join(self.lines()), file=sys.stderr)
 
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of formatting a traceback. It is also the moment
