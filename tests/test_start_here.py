@@ -76,3 +76,9 @@ def test_the_course_map_lists_every_lesson_with_its_study_time_and_exercises(les
 
 def test_the_progress_cell_uses_the_progress_module(lesson):
     assert any("tfmcourse.progress" in c.source for c in lesson.cells if c.cell_type == "code")
+
+
+def test_the_course_maps_total_time_is_the_sum_of_the_lessons(lesson):
+    text = "\n".join(c.source for c in lesson.cells if c.cell_type == "markdown")
+    hours = round(sum(item.minutes for item in LESSONS) / 60)
+    assert f"In all about {hours} hours." in text
