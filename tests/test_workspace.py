@@ -123,3 +123,17 @@ def test_lab_sync_only_from_the_command_line(course):
         text=True,
     )
     assert bad.returncode == 2 and "not available" in bad.stderr
+
+
+def test_resync_says_which_of_the_learners_copies_have_a_newer_course_version(course):
+    sync(course)
+    (course / "notebooks/01_a.ipynb").write_text("lesson 01, fixed upstream")
+    report = sync(course)
+    assert report.changed == ["notebooks/01_a.ipynb"]
+    assert (course / "work/notebooks/01_a.ipynb").read_text() == "lesson 01"
+    assert "newer version of notebooks/01_a.ipynb" in report.summary()
+    (course / "work/notebooks/01_a.ipynb").unlink()  # the learner takes the new version
+    report = sync(course)
+    assert report.copied == ["notebooks/01_a.ipynb"] and report.changed == []
+    assert (course / "work/notebooks/01_a.ipynb").read_text() == "lesson 01, fixed upstream"
+    assert sync(course).changed == []

@@ -4,7 +4,8 @@ Learners never work in tracked files. :func:`sync` copies ``notebooks/`` and
 ``exercises/`` into ``work/`` with the same relative layout (so every link
 between notebooks still works), copies in notebooks that are new after a
 ``git pull``, and never overwrites a file that is already there: whatever is
-in ``work/`` is the learner's. ``solutions/`` is for instructors and is not
+in ``work/`` is the learner's. When the course's version of a copied file has
+changed since it was copied, it says so (the learner decides). ``solutions/`` is for instructors and is not
 copied. :func:`lab_command` is how ``make lab`` starts JupyterLab, rooted at
 the workspace and opened on the first lesson.
 
@@ -14,6 +15,7 @@ A Korean edition, when built, lives in ``ko/notebooks`` and ``ko/exercises``;
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -35,16 +37,24 @@ class SyncReport:
     workspace: Path
     copied: list[str] = field(default_factory=list)  # relative paths copied in this run
     kept: list[str] = field(default_factory=list)  # relative paths already there, left alone
+    changed: list[str] = field(default_factory=list)  # kept, but the course's version is newer
 
     def summary(self) -> str:
         if not self.kept:
             return f"created {self.workspace} with {len(self.copied)} course files"
         if self.copied:
-            return (
+            text = (
                 f"{self.workspace}: copied in {len(self.copied)} new course file(s) "
                 f"({', '.join(self.copied)}); your {len(self.kept)} file(s) are untouched"
             )
-        return f"{self.workspace}: up to date; your {len(self.kept)} file(s) are untouched"
+        else:
+            text = f"{self.workspace}: up to date; your {len(self.kept)} file(s) are untouched"
+        if self.changed:
+            text += (
+                f"\nThe course has a newer version of {', '.join(self.changed)}: to get it, rename or "
+                "delete your copy in the workspace and run this again (your copy is never overwritten)."
+            )
+        return text
 
 
 def edition_root(course: Path, lang: str = "en") -> Path:
@@ -83,17 +93,33 @@ def sync(course: Path, lang: str = "en", workspace: Path | None = None) -> SyncR
     src = edition_root(course, lang)
     work = Path(workspace) if workspace else workspace_dir(course, lang)
     report = SyncReport(work)
+    copied_from = _read_marker(work).get("copied", {})  # relative path -> hash of the course file copied
     for rel in _course_files(src):
-        target = work / rel
+        key, target = rel.as_posix(), work / rel
         if target.exists():
-            report.kept.append(rel.as_posix())
+            report.kept.append(key)
+            if key in copied_from and copied_from[key] != _sha256(src / rel):
+                report.changed.append(key)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / rel, target)
-        report.copied.append(rel.as_posix())
-    marker = {"course": str(course), "lang": lang}
-    (work / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+        copied_from[key] = _sha256(src / rel)
+        report.copied.append(key)
+    marker = {"course": str(course), "lang": lang, "copied": copied_from}
+    (work / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return report
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _read_marker(work: Path) -> dict:
+    try:
+        data = json.loads((Path(work) / MARKER).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def find_workspace(start: Path | None = None) -> Path | None:
