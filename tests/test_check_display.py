@@ -88,3 +88,75 @@ def test_learner_frames_are_the_notebooks_and_scripts_not_the_course_or_librarie
     assert not is_learner_frame(str(PACKAGE / "checks" / "_core.py"))
     assert not is_learner_frame(torch.__file__)
     assert not is_learner_frame(json.__file__), "the standard library is not the learner's"
+
+
+@pytest.mark.slow
+def test_in_a_jupyter_kernel_the_outcomes_look_as_described_and_are_recorded(tmp_path, monkeypatch):
+    """A real kernel (as JupyterLab runs it), in a learner's workspace: what each kind of outcome shows."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from tfmcourse import progress
+    from tfmcourse.workspace import sync
+
+    course = tmp_path / "course"
+    for d in ("notebooks", "exercises"):
+        (course / d).mkdir(parents=True)
+        (course / d / "06_x.ipynb").write_text("{}")
+    work = sync(course).workspace
+    cells = [
+        "import torch\nfrom tfmcourse.checks import check_causal_mask, check_padding_mask, "
+        "check_scaled_dot_product_attention",
+        "def causal_mask(T):\n    raise NotImplementedError('Exercise 6.1: …')",
+        "check_causal_mask(causal_mask)",
+        "def padding_mask(tokens, pad_id):\n    return my_helper(tokens)\n\n"
+        "def my_helper(tokens):\n    return tokens.undefined_method()",
+        "check_padding_mask(padding_mask)",
+        "def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
+        "    w = torch.softmax(q @ k.transpose(-2, -1), dim=-1)\n    return w @ v, w",
+        "check_scaled_dot_product_attention(scaled_dot_product_attention)",
+        "hint(6.3)",
+        "check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).triu(1))",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(PACKAGE.parent), os.environ.get("PYTHONPATH")]))
+    )
+    NotebookClient(
+        nb, timeout=300, allow_errors=True, resources={"metadata": {"path": str(work / "exercises")}}
+    ).execute()
+
+    def error(i):
+        (out,) = [o for o in nb.cells[i].outputs if o.output_type == "error"]
+        return out
+
+    not_attempted = error(2)
+    assert not_attempted.ename == "ExerciseNotAttempted" and len(not_attempted.traceback) == 1
+    assert "· Exercise 6.1 · causal_mask: not attempted yet" in not_attempted.traceback[0]
+
+    crash = "\n".join(error(4).traceback)
+    assert error(4).ename == "CheckFailed" and "✗ Exercise 6.2 · padding_mask" in crash
+    assert "in my_helper" in crash and "tokens.undefined_method()" in crash, crash
+    assert "tfmcourse" not in crash.replace("tfmcourse.checks", ""), "no frame of the course's code"
+
+    wrong = "\n".join(error(6).traceback)
+    assert "✗ Exercise 6.3 · scaled_dot_product_attention" in wrong and "not scaled" in wrong
+    assert "Traceback" not in wrong and str(PACKAGE) not in wrong
+
+    hint_text = "".join(o.get("text", "") for o in nb.cells[7].outputs)
+    assert hint_text.startswith("Hint 1/3 for scaled_dot_product_attention"), (
+        "hint is offered after a failure"
+    )
+
+    (ok,) = nb.cells[8].outputs
+    assert ok.data["text/plain"].startswith("✓ causal_mask: correct") and "text/html" in ok.data
+
+    done = {name: entry["status"] for name, entry in progress.load(work).items()}
+    assert done == {
+        "causal_mask": "passed",
+        "padding_mask": "failed",
+        "scaled_dot_product_attention": "failed",
+    }

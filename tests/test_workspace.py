@@ -137,3 +137,10 @@ def test_resync_says_which_of_the_learners_copies_have_a_newer_course_version(co
     assert report.copied == ["notebooks/01_a.ipynb"] and report.changed == []
     assert (course / "work/notebooks/01_a.ipynb").read_text() == "lesson 01, fixed upstream"
     assert sync(course).changed == []
+
+
+def test_sync_of_an_empty_edition_still_makes_a_workspace(tmp_path):
+    for d in ("notebooks", "exercises"):
+        (tmp_path / d).mkdir()
+    report = sync(tmp_path)
+    assert report.copied == [] and (tmp_path / "work" / MARKER).is_file()

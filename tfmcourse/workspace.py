@@ -106,6 +106,7 @@ def sync(course: Path, lang: str = "en", workspace: Path | None = None) -> SyncR
         copied_from[key] = _sha256(src / rel)
         report.copied.append(key)
     marker = {"course": str(course), "lang": lang, "copied": copied_from}
+    work.mkdir(parents=True, exist_ok=True)
     (work / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return report
 
