@@ -1,4 +1,4 @@
-"""The ``tfmcourse`` command: ``build``, ``grade``, ``run``."""
+"""The ``tfmcourse`` command: ``build``, ``grade``, ``run``, ``lab``, ``progress``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,47 @@ def _run(args) -> int:
     for path in args.notebooks:
         print(f"running {path} …", flush=True)
         nbtools.execute(path, timeout=args.timeout)
+    return 0
+
+
+def _lab(args) -> int:
+    import os
+    import shutil
+
+    from tfmcourse.build import find_root
+    from tfmcourse.workspace import WorkspaceError, lab_command, sync
+
+    try:
+        report = sync(find_root(), lang=args.lang)
+    except (WorkspaceError, FileNotFoundError) as exc:
+        print(f"tfmcourse lab: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary(), flush=True)
+    if args.sync_only:
+        return 0
+    extra = args.lab_args[1:] if args.lab_args[:1] == ["--"] else args.lab_args
+    jupyter = Path(sys.executable).parent / "jupyter"
+    cmd = lab_command(
+        jupyter if jupyter.exists() else shutil.which("jupyter") or "jupyter", report.workspace, extra
+    )
+    print("starting JupyterLab in", report.workspace, "(stop it with Ctrl+C)", flush=True)
+    os.chdir(report.workspace)
+    os.execvp(cmd[0], cmd)
+
+
+def _progress(args) -> int:
+    from tfmcourse import progress
+    from tfmcourse.workspace import find_workspace
+
+    workspace = find_workspace(Path(args.workspace) if args.workspace else None)
+    if workspace is None and not args.workspace:
+        from tfmcourse.build import find_root
+
+        try:
+            workspace = find_workspace(find_root() / "work")
+        except FileNotFoundError:
+            workspace = None
+    print(progress.render(workspace))
     return 0
 
 
@@ -85,6 +126,20 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("notebooks", nargs="+")
     r.add_argument("--timeout", type=int, default=600)
     r.set_defaults(func=_run)
+
+    lab = sub.add_parser(
+        "lab", help="copy the course into work/ (never overwriting your files) and open JupyterLab"
+    )
+    lab.add_argument("--lang", default="en", help="course edition: en (default) or ko when it is built")
+    lab.add_argument("--sync-only", action="store_true", help="only create or refresh work/")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="options passed on to jupyter lab (after --)")
+    lab.set_defaults(func=_lab)
+
+    pr = sub.add_parser(
+        "progress", help="show, per lesson and exercise, what passes, fails or is not attempted"
+    )
+    pr.add_argument("--workspace", help="the workspace folder (default: the one you are in, else work/)")
+    pr.set_defaults(func=_progress)
     return p
 
 
