@@ -1,4 +1,4 @@
-"""The ``tfmcourse`` command: ``build``, ``grade``, ``run``."""
+"""The ``tfmcourse`` command: ``build``, ``grade``, ``export``, ``run``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def _build(args) -> int:
 
 
 def _grade(args) -> int:
+    if args.roster or args.lms_csv:
+        return _grade_for_lms(args)
     if args.secure:
         from tfmcourse.grading import secure
 
@@ -26,6 +28,79 @@ def _grade(args) -> int:
     from tfmcourse.grading import nbgrade
 
     return nbgrade.main(args)
+
+
+def _grade_for_lms(args) -> int:
+    """``grade --secure … --roster R --lms-csv F``: grade, then write the LMS gradebook from the JSON."""
+    import json
+    import tempfile
+
+    from tfmcourse.export import lms
+    from tfmcourse.grading import secure
+
+    if not (args.secure and args.roster and args.lms_csv):
+        print("tfmcourse grade: --roster and --lms-csv go together, with --secure", file=sys.stderr)
+        return 2
+    try:
+        roster = lms.read_roster(args.roster)  # a bad roster fails before a long grading run
+    except lms.RosterError as exc:
+        print(f"tfmcourse grade: {exc}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        kept = args.json
+        args.json = kept or str(Path(tmp) / "report.json")
+        status = secure.main(args)
+        try:
+            report = json.loads(Path(args.json).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            print("tfmcourse grade: no grading report, so no LMS gradebook was written", file=sys.stderr)
+            return status or 2
+        result = lms.write(report, roster, args.lms_csv, args.lms_format)
+        sys.stderr.write(lms.summary(result, args.lms_csv))
+        if kept:
+            report["lms"] = {"file": args.lms_csv, "format": args.lms_format, **result.to_dict()}
+            Path(kept).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return status
+
+
+def _export(args) -> int:
+    from tfmcourse.build import find_root
+    from tfmcourse.export import gradescope, prairielearn
+    from tfmcourse.export.bundle import ExportError
+
+    try:
+        root = Path(args.root) if args.root else find_root()
+        if args.platform == "gradescope":
+            out = gradescope.build(
+                root,
+                args.lesson,
+                args.out,
+                timeout=args.timeout,
+                memory=args.memory,
+                seed=args.seed,
+                wheelhouse=args.wheelhouse,
+            )
+            print(f"Gradescope autograder written to {out} (upload it as the assignment's autograder)")
+        else:
+            if len(args.lesson) != 1:
+                raise ExportError("a PrairieLearn question grades one lesson: give exactly one --lesson")
+            out = prairielearn.build(
+                root,
+                args.lesson[0],
+                args.out,
+                image=args.image,
+                timeout=args.timeout,
+                memory=args.memory,
+                seed=args.seed,
+            )
+            print(
+                f"PrairieLearn question written to {out}; build its grading image with\n"
+                f"  docker build -t {args.image} {out / 'tests'}"
+            )
+    except (ExportError, FileNotFoundError) as exc:
+        print(f"tfmcourse export: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _run(args) -> int:
@@ -79,7 +154,37 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="--secure: seed of the hidden inputs (default: a fresh random seed each run)",
     )
+    g.add_argument(
+        "--roster", metavar="CSV", help="--secure: the LMS roster (e.g. Canvas's gradebook export)"
+    )
+    g.add_argument(
+        "--lms-csv", metavar="FILE", help="--secure, with --roster: write a gradebook the LMS imports"
+    )
+    g.add_argument(
+        "--lms-format",
+        choices=("canvas", "moodle"),
+        default="canvas",
+        help="the --lms-csv flavour (default canvas)",
+    )
     g.set_defaults(func=_grade)
+
+    x = sub.add_parser("export", help="(instructors) an autograder for Gradescope or PrairieLearn")
+    x.add_argument("platform", choices=("gradescope", "prairielearn"))
+    x.add_argument(
+        "--lesson", type=int, action="append", required=True, help="a lesson to grade (repeatable)"
+    )
+    x.add_argument("--out", required=True, help="the zip (gradescope) or question folder (prairielearn)")
+    x.add_argument("--timeout", type=float, default=None, help="seconds per exercise (grader's default: 20)")
+    x.add_argument("--memory", type=int, default=None, help="MiB per exercise (grader's default: 2048)")
+    x.add_argument(
+        "--seed", type=int, default=None, help="fixed hidden seed (default: a fresh one per submission)"
+    )
+    x.add_argument("--wheelhouse", help="gradescope: bundle these .whl files so setup.sh installs offline")
+    x.add_argument(
+        "--image", default="tfmcourse-grader:latest", help="prairielearn: the grading image's name"
+    )
+    x.add_argument("--root", help="the course folder (default: found from the current directory)")
+    x.set_defaults(func=_export)
 
     r = sub.add_parser("run", help="(authors) run notebooks top to bottom and save them with clean metadata")
     r.add_argument("notebooks", nargs="+")
