@@ -12,14 +12,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # Scaled dot-product attention without the 1/sqrt(d_k): a mistake the check names.
-UNSCALED_SDPA = '''\
+UNSCALED_SDPA = """\
 def scaled_dot_product_attention(q, k, v, attn_mask=None):
     scores = q @ k.transpose(-2, -1)
     if attn_mask is not None:
         scores = scores.masked_fill(attn_mask, float("-inf"))
     weights = torch.nan_to_num(torch.softmax(scores, dim=-1), nan=0.0)
     return weights @ v, weights
-'''
+"""
 UNSCALED_MISTAKE = "the scores are not scaled"
 
 

@@ -96,7 +96,7 @@ def test_zip_has_the_scripts_at_its_root_executable_and_is_reproducible(autograd
     assert "tfmcourse/checks/lesson06.py" in modes and "constraints.txt" in modes
     assert not any("__pycache__" in n for n in modes)
     assert "torch==2.13.0" in setup and "download.pytorch.org/whl/cpu" in setup
-    assert "-c \"$SOURCE/constraints.txt\"" in setup
+    assert '-c "$SOURCE/constraints.txt"' in setup
     again = gradescope.build(ROOT, [3, 6], tmp_path / "again.zip")
     assert again.read_bytes() == autograder_zip.read_bytes()
 
