@@ -46,7 +46,7 @@ class Roster:
 @dataclass
 class LmsResult:
     columns: list[str]  # the lesson columns written
-    matched: dict[str, list[str]]  # roster row (its Student) -> submission folders credited to it
+    matched: dict[int, list[str]]  # roster row (its index) -> submission folders credited to it
     unmatched: list[dict] = field(default_factory=list)  # {"student", "reason", "score"}
     missing: list[str] = field(default_factory=list)  # roster learners with nothing graded
 
@@ -166,7 +166,7 @@ def gradebook(report: dict, roster: Roster, fmt: str = "canvas") -> tuple[list[l
         if i is None:
             result.unmatched.append({"student": student, "reason": why, "score": score})
             continue
-        result.matched.setdefault(roster.rows[i]["Student"], []).append(student)
+        result.matched.setdefault(i, []).append(student)
         c = credited.setdefault(i, {})
         for name, (points, _lesson) in best[student].items():
             c[name] = max(c.get(name, 0), points)
