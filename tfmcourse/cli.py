@@ -41,6 +41,12 @@ def _grade_for_lms(args) -> int:
     if not (args.secure and args.roster and args.lms_csv):
         print("tfmcourse grade: --roster and --lms-csv go together, with --secure", file=sys.stderr)
         return 2
+    for folder in (Path(p).resolve() for p in args.paths if Path(p).is_dir()):
+        if Path(args.lms_csv).resolve().is_relative_to(folder):
+            print(
+                f"tfmcourse grade: refusing to write {args.lms_csv} inside the graded folder", file=sys.stderr
+            )
+            return 2
     try:
         roster = lms.read_roster(args.roster)  # a bad roster fails before a long grading run
     except lms.RosterError as exc:
@@ -59,7 +65,9 @@ def _grade_for_lms(args) -> int:
         sys.stderr.write(lms.summary(result, args.lms_csv))
         if kept:
             report["lms"] = {"file": args.lms_csv, "format": args.lms_format, **result.to_dict()}
-            Path(kept).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+            # Folder names that are not valid UTF-8 stay as JSON escapes (\udcXX) instead of failing.
+            Path(kept).write_bytes(text.encode("utf-8", "backslashreplace"))
     return status
 
 

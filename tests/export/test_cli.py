@@ -36,3 +36,11 @@ def test_export_of_an_ungraded_lesson_fails_with_status_2(tmp_path, capsys):
 def test_lms_options_need_each_other_and_secure(tmp_path, capsys):
     assert main(["grade", str(tmp_path), "--lms-csv", str(tmp_path / "x.csv")]) == 2
     assert "--roster and --lms-csv go together, with --secure" in capsys.readouterr().err
+
+
+def test_lms_csv_is_never_written_inside_the_graded_folder(tmp_path, capsys):
+    (tmp_path / "roster.csv").write_text("Student,ID\nA,1\n")
+    args = ["grade", "--secure", str(tmp_path), "--roster", str(tmp_path / "roster.csv")]
+    assert main([*args, "--lms-csv", str(tmp_path / "canvas.csv")]) == 2
+    assert "inside the graded folder" in capsys.readouterr().err
+    assert not (tmp_path / "canvas.csv").exists()

@@ -152,6 +152,6 @@ def test_a_missing_lesson_scores_zero_and_says_which_file_was_expected(tmp_path,
     zip_path = gradescope.build(ROOT, [6], tmp_path / "only6.zip")
     results = autograde(zip_path, tmp_path, {"notes.txt": b"hello"}, grader_env)
     assert results["score"] == 0.0
-    assert "no notebook submitted (expected 06_scaled_dot_product_attention.ipynb)" in results["output"]
+    assert "no notebook graded (expected 06_scaled_dot_product_attention.ipynb)" in results["output"]
     assert "ignored (not notebooks): notes.txt" in results["output"]
     assert all(t["status"] == "failed" for t in results["tests"])

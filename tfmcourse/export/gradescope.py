@@ -153,16 +153,15 @@ def results(upload: GradedUpload, config: GraderConfig, *, execution_time: float
     ]
     lines = [f"{upload.score}/{upload.max_score} points, graded out of process on hidden inputs."]
     for lesson in config.lessons:
-        names = upload.notebooks.get(lesson) or []
-        if not names:
-            lines.append(f"Lesson {lesson}: no notebook submitted (expected {config.notebook_for(lesson)}).")
-        for n in names:
-            if n in upload.unreadable:
-                lines.append(
-                    f"Lesson {lesson}: {n} could not be read, so it scored 0: {upload.unreadable[n]}"
-                )
-            else:
-                lines.append(f"Lesson {lesson}: graded {n}.")
+        name = upload.notebooks.get(lesson)
+        if name is None:
+            lines.append(f"Lesson {lesson}: no notebook graded (expected {config.notebook_for(lesson)}).")
+        elif name in upload.unreadable:
+            lines.append(
+                f"Lesson {lesson}: {name} could not be read, so it scored 0: {upload.unreadable[name]}"
+            )
+        else:
+            lines.append(f"Lesson {lesson}: graded {name}.")
     lines.extend(upload.notes)
     return {
         "score": float(sum(t["score"] for t in tests)),

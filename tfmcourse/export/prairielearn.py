@@ -41,7 +41,7 @@ from tfmcourse.export.bundle import (
     requirement_pin,
     validate_lessons,
 )
-from tfmcourse.export.submission import GradedUpload, GradingFailed, grade_upload
+from tfmcourse.export.submission import GradedUpload, GradingFailed, grade_upload, grading_deadline
 
 DEFAULT_IMAGE = "tfmcourse-grader:latest"
 MAX_JOB_TIMEOUT = 600  # PrairieLearn's upper limit on externalGradingOptions.timeout
@@ -81,12 +81,9 @@ QUESTION_HTML = """\
 """
 
 
-def job_timeout(n_exercises: int, per_exercise: float | None) -> int:
-    """Seconds for the whole grading job: start-up plus every exercise at its limit, capped."""
-    from tfmcourse.grading.sandbox import DEFAULT_TIMEOUT
-
-    per = DEFAULT_TIMEOUT if per_exercise is None else per_exercise
-    return int(min(MAX_JOB_TIMEOUT, 60 + 2 * per * n_exercises))
+def job_timeout(config: GraderConfig) -> int:
+    """Seconds for the whole grading job: the grader's own deadline and a margin, capped."""
+    return int(min(MAX_JOB_TIMEOUT, grading_deadline(config) + 30))
 
 
 def build(
@@ -128,7 +125,7 @@ def build(
             "enabled": True,
             "image": image,
             "entrypoint": "/grade/tests/run.sh",
-            "timeout": job_timeout(len(exercises), timeout),
+            "timeout": job_timeout(config),
             "enableNetworking": False,
         },
     }
@@ -158,12 +155,12 @@ def build(
 
 def results(upload: GradedUpload, config: GraderConfig) -> dict:
     """PrairieLearn's ``results.json`` for a graded upload."""
-    readable = [n for names in upload.notebooks.values() for n in names if n not in upload.unreadable]
+    readable = [n for n in upload.notebooks.values() if n is not None and n not in upload.unreadable]
     if not readable:
         expected = config.notebook_for(config.lessons[0])
         errors = [f"{n} could not be read: {why}" for n, why in upload.unreadable.items()]
         if not upload.unreadable:
-            errors.append(f"no notebook was submitted (expected {expected})")
+            errors.append(f"no notebook was graded (expected {expected})")
         return {
             "gradable": False,
             "format_errors": errors + upload.notes,

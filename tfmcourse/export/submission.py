@@ -16,11 +16,13 @@ several notebooks, a file that is not a notebook at all. :func:`grade_upload`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,7 +57,7 @@ class Outcome:
 class GradedUpload:
     seed: int
     outcomes: list[Outcome]
-    notebooks: dict[int, list[str]]  # lesson -> names of the uploaded notebooks graded for it
+    notebooks: dict[int, str | None]  # lesson -> the uploaded notebook graded for it
     unreadable: dict[str, str] = field(default_factory=dict)  # uploaded name -> why it cannot be read
     notes: list[str] = field(default_factory=list)  # everything else the learner should know
 
@@ -74,35 +76,75 @@ def new_seed() -> int:
 
 
 def _uploaded_notebooks(folder: Path) -> tuple[list[Path], list[str]]:
-    """Notebooks anywhere in the upload (hidden folders skipped) and the names of other files."""
-    notebooks, others = [], []
-    for f in sorted(folder.rglob("*")):
-        rel = f.relative_to(folder)
-        if any(p.startswith(".") or p == "__pycache__" for p in rel.parts) or not f.is_file():
-            continue
-        if f.is_symlink():  # never follow a link out of the upload
-            others.append(rel.as_posix())
-        elif f.suffix == ".ipynb":
-            notebooks.append(f)
-        else:
-            others.append(rel.as_posix())
-    return notebooks, others
+    """Notebooks anywhere in the upload and the names of other files (hidden folders skipped).
 
-
-def match_lessons(notebooks: list[Path], lessons: list[int]) -> dict[int, list[Path]]:
-    """The uploaded notebooks of each lesson, by their ``NN_`` prefix.
-
-    With a single lesson and a single notebook, the notebook belongs to that
-    lesson whatever its name (uploads are often renamed).
+    Symbolic links are never followed: a link is listed with the other files, not read.
     """
-    found: dict[int, list[Path]] = {lesson: [] for lesson in lessons}
+    notebooks, others = [], []
+    for dirpath, dirnames, filenames in os.walk(folder):  # does not descend into linked folders
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+        others.extend((here / d).relative_to(folder).as_posix() for d in dirnames if (here / d).is_symlink())
+        for name in sorted(filenames):
+            f = here / name
+            if name.startswith("."):
+                continue
+            if f.suffix == ".ipynb" and not f.is_symlink() and f.is_file():
+                notebooks.append(f)
+            else:
+                others.append(f.relative_to(folder).as_posix())
+    return sorted(notebooks), sorted(others)
+
+
+def match_lessons(notebooks: list[Path], config: GraderConfig) -> tuple[dict[int, Path | None], list[str]]:
+    """The uploaded notebook of each lesson, by its ``NN_`` prefix, and notes on the others.
+
+    With a single lesson and a single notebook, the notebook belongs to that lesson
+    whatever its name (uploads are often renamed). A lesson with several notebooks
+    is graded on the one with the expected name; without it, on none (grading them
+    all and keeping the best would reward uploading many variants).
+    """
+    lessons = config.lessons
+    candidates: dict[int, list[Path]] = {lesson: [] for lesson in lessons}
     for nb in notebooks:
         m = re.match(r"(\d+)_", nb.name)
-        if m and int(m.group(1)) in found:
-            found[int(m.group(1))].append(nb)
-    if len(lessons) == 1 and len(notebooks) == 1 and not found[lessons[0]]:
-        found[lessons[0]] = list(notebooks)
-    return found
+        if m and int(m.group(1)) in candidates:
+            candidates[int(m.group(1))].append(nb)
+    if len(lessons) == 1 and len(notebooks) == 1:
+        candidates[lessons[0]] = list(notebooks)
+    chosen: dict[int, Path | None] = {}
+    notes = []
+    for lesson, found in candidates.items():
+        exact = [p for p in found if p.name == config.notebook_for(lesson)]
+        if len(found) == 1 or len(exact) == 1:
+            chosen[lesson] = exact[0] if exact else found[0]
+            skipped = [p.name for p in found if p != chosen[lesson]]
+            if skipped:
+                notes.append(
+                    f"lesson {lesson}: graded {chosen[lesson].name}; not graded: {', '.join(skipped)}"
+                )
+        else:
+            chosen[lesson] = None
+            if found:
+                notes.append(
+                    f"lesson {lesson}: several notebooks ({', '.join(p.name for p in found)}) and none named "
+                    f"{config.notebook_for(lesson)}: none was graded; upload only one"
+                )
+    unused = [p.name for p in notebooks if p not in {c for cs in candidates.values() for c in cs}]
+    if unused:
+        expected = ", ".join(config.notebook_for(n) for n in lessons)
+        notes.append(
+            f"not graded (no lesson recognised in the name; expected {expected}): {', '.join(unused)}"
+        )
+    return chosen, notes
+
+
+def grading_deadline(config: GraderConfig) -> float:
+    """Seconds the whole grading run may take: start-up plus every exercise at twice its limit."""
+    from tfmcourse.grading.sandbox import DEFAULT_TIMEOUT
+
+    per = DEFAULT_TIMEOUT if config.timeout is None else config.timeout
+    return 30 + 2 * per * len(lesson_exercises(config.lessons))
 
 
 def run_grader(
@@ -115,21 +157,33 @@ def run_grader(
         cmd += ["--timeout", str(config.timeout)]
     if config.memory is not None:
         cmd += ["--memory", str(config.memory)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    deadline = grading_deadline(config)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the grader and everything it started
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=5)
+        raise GradingFailed(f"the grader did not finish within {deadline:g} s") from None
     # The platform keeps our stdout for the instructor (never shown to learners).
-    sys.stdout.write(proc.stdout[-20000:])
-    sys.stdout.write(proc.stderr[-20000:])
+    sys.stdout.write(stdout[-20000:])
+    sys.stdout.write(stderr[-20000:])
     try:
         with open(json_path, encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError) as exc:
         raise GradingFailed(
             f"the grader exited with status {proc.returncode} and wrote no report ({exc}); "
-            f"last output: {proc.stderr.strip()[-500:]}"
+            f"last output: {stderr.strip()[-500:]}"
         ) from None
-
-
-_RANK = {"passed": 3, "failed": 2, "error": 1, "not attempted": 0}
 
 
 def grade_upload(
@@ -139,32 +193,24 @@ def grade_upload(
     folder = Path(folder)
     seed = new_seed() if config.seed is None else int(config.seed)
     notebooks, others = _uploaded_notebooks(folder) if folder.is_dir() else ([], [])
-    by_lesson = match_lessons(notebooks, config.lessons)
+    chosen, notes = match_lessons(notebooks, config)
     upload = GradedUpload(
         seed=seed,
         outcomes=[],
-        notebooks={
-            lesson: [p.relative_to(folder).as_posix() for p in ps] for lesson, ps in by_lesson.items()
-        },
+        notebooks={k: p.relative_to(folder).as_posix() if p else None for k, p in chosen.items()},
+        notes=notes,
     )
     if others:
         upload.notes.append(f"ignored (not notebooks): {', '.join(others)}")
-    used = {p for ps in by_lesson.values() for p in ps}
-    unused = [p.relative_to(folder).as_posix() for p in notebooks if p not in used]
-    if unused:
-        expected = ", ".join(config.notebook_for(n) for n in config.lessons)
-        upload.notes.append(
-            f"not graded (no lesson recognised in the name; expected {expected}): {', '.join(unused)}"
-        )
 
-    results: dict[str, dict] = {}  # exercise name -> best result over the lesson's notebooks
+    results: dict[str, dict] = {}  # exercise name -> its result
     with tempfile.TemporaryDirectory(prefix="tfmcourse-grade-") as tmp:
         staged: dict[str, str] = {}  # staged path -> uploaded name
-        for lesson, paths in by_lesson.items():
-            for i, p in enumerate(paths):
-                dest = Path(tmp) / f"{lesson:02d}_submission{'_' + str(i + 1) if i else ''}.ipynb"
+        for lesson, p in chosen.items():
+            if p is not None:
+                dest = Path(tmp) / f"{lesson:02d}_submission.ipynb"
                 shutil.copyfile(p, dest)
-                staged[str(dest)] = p.relative_to(folder).as_posix()
+                staged[str(dest)] = upload.notebooks[lesson]
         if staged:
             report = run_grader(
                 list(staged),
@@ -178,39 +224,26 @@ def grade_upload(
                 if nb.get("error"):
                     upload.unreadable[uploaded] = str(nb["error"])
                 for ex in nb.get("exercises", []):
-                    best = results.get(ex["name"])
-                    if best is None or _RANK.get(ex["status"], 0) > _RANK.get(best["status"], 0):
-                        results[ex["name"]] = ex
+                    results.setdefault(ex["name"], ex)
 
     for number, e in lesson_exercises(config.lessons):
         r = results.get(e.name)
         if r is not None:
-            points = int(r.get("points", 0)) if r["status"] == "passed" else 0
-            upload.outcomes.append(
-                Outcome(
-                    number,
-                    e.name,
-                    e.title,
-                    e.lesson,
-                    r["status"],
-                    points,
-                    e.points,
-                    r.get("message") or "",
-                    r.get("reason") or "",
-                )
-            )
-            continue
-        names = upload.notebooks.get(e.lesson) or []
-        bad = [n for n in names if n in upload.unreadable]
-        if not names:
-            why = (
-                f"no notebook for lesson {e.lesson} was submitted (expected {config.notebook_for(e.lesson)})"
-            )
-        elif bad:
-            why = f"not graded: {bad[0]} could not be read ({upload.unreadable[bad[0]]})"
+            status = r["status"]
+            points = e.points if status == "passed" else 0
+            message, reason = r.get("message") or "", r.get("reason") or ""
         else:
-            why = "not graded"
+            name = upload.notebooks.get(e.lesson)
+            if name is None:
+                reason = (
+                    f"no notebook for lesson {e.lesson} was graded (expected {config.notebook_for(e.lesson)})"
+                )
+            elif name in upload.unreadable:
+                reason = f"not graded: {name} could not be read ({upload.unreadable[name]})"
+            else:
+                reason = "not graded"
+            status, points, message = "not attempted", 0, f"{e.name}: {reason}"
         upload.outcomes.append(
-            Outcome(number, e.name, e.title, e.lesson, "not attempted", 0, e.points, f"{e.name}: {why}", why)
+            Outcome(number, e.name, e.title, e.lesson, status, points, e.points, message, reason)
         )
     return upload
