@@ -69,7 +69,7 @@ QUESTION_HTML = """\
 <pl-question-panel>
   <p>Upload your notebook for <strong>lesson {lesson}</strong>, <code>{notebook}</code>, with every
   exercise you have done ({exercises}).</p>
-  <p>It is graded on hidden inputs, out of your notebook: only the functions and classes you define count,
+  <p>It is graded outside your notebook, on hidden inputs: only the functions and classes you define count,
   not the outputs the notebook shows.</p>
   <pl-file-upload file-names="{notebook}"></pl-file-upload>
 </pl-question-panel>
