@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tfmcourse.checks import Exercise
 
 # Files at the course root that installing the package needs (pyproject reads the README).
 ROOT_FILES = ("pyproject.toml", "requirements.txt", "constraints.txt", "LICENSE", "README.md")
@@ -35,7 +39,6 @@ class GraderConfig:
     memory: int | None = None  # MiB per exercise (None: the grader's default)
     seed: int | None = None  # None: a fresh hidden seed for every submission
     course_version: str = ""
-    extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -49,7 +52,7 @@ class GraderConfig:
         return self.notebooks.get(str(lesson), f"{lesson:02d}_notebook.ipynb")
 
 
-def lesson_exercises(lessons: list[int]) -> list[tuple[str, object]]:
+def lesson_exercises(lessons: list[int]) -> list[tuple[str, Exercise]]:
     """``[("6.3", Exercise), …]``: every exercise of the lessons, in course order, with its number."""
     from tfmcourse.checks import EXERCISES
 

@@ -5,7 +5,8 @@ a renamed copy (``06_scaled_dot_product_attention (2).ipynb``, ``homework.ipynb`
 several notebooks, a file that is not a notebook at all. :func:`grade_upload`
 
 1. finds the notebook of each lesson (named ``NN_…​.ipynb``; with one lesson
-   and one notebook, that notebook whatever its name),
+   and one notebook, that notebook whatever its name; with several for one
+   lesson, the one with the exercise notebook's exact name, else none),
 2. copies it under a name the grader recognises (``NN_submission.ipynb``) into
    a private folder (the upload itself is never modified),
 3. runs ``python -m tfmcourse grade --secure … --json … --seed N`` in a
@@ -71,7 +72,7 @@ class GradedUpload:
 
 
 def new_seed() -> int:
-    """A hidden seed, never 0 (the seed the notebooks show)."""
+    """A hidden seed, never 0 (the seed the notebooks show), drawn like the grader's own."""
     return secrets.randbelow(2**31 - 2) + 1
 
 
