@@ -36,6 +36,7 @@ def _grade_for_lms(args) -> int:
     import tempfile
 
     from tfmcourse.export import lms
+    from tfmcourse.export.bundle import write_json
     from tfmcourse.grading import secure
 
     if not (args.secure and args.roster and args.lms_csv):
@@ -65,9 +66,7 @@ def _grade_for_lms(args) -> int:
         sys.stderr.write(lms.summary(result, args.lms_csv))
         if kept:
             report["lms"] = {"file": args.lms_csv, "format": args.lms_format, **result.to_dict()}
-            text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-            # Folder names that are not valid UTF-8 stay as JSON escapes (\udcXX) instead of failing.
-            Path(kept).write_bytes(text.encode("utf-8", "backslashreplace"))
+            write_json(report, kept)
     return status
 
 

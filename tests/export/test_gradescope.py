@@ -150,8 +150,9 @@ def test_unreadable_unfilled_and_wrong_notebooks_score_zero_with_the_reason(
 
 def test_a_missing_lesson_scores_zero_and_says_which_file_was_expected(tmp_path, grader_env):
     zip_path = gradescope.build(ROOT, [6], tmp_path / "only6.zip")
-    results = autograde(zip_path, tmp_path, {"notes.txt": b"hello"}, grader_env)
+    upload = {"notes.txt": b"hello", "r\udce9sum\udce9.pdf": b"%PDF"}  # a Latin-1 file name: not UTF-8
+    results = autograde(zip_path, tmp_path, upload, grader_env)
     assert results["score"] == 0.0
     assert "no notebook graded (expected 06_scaled_dot_product_attention.ipynb)" in results["output"]
-    assert "ignored (not notebooks): notes.txt" in results["output"]
+    assert "ignored (not notebooks): notes.txt, r\ufffdsum\ufffd.pdf" in results["output"]
     assert all(t["status"] == "failed" for t in results["tests"])

@@ -115,3 +115,9 @@ def requirement_pin(root: Path, package: str) -> str:
         if re.match(rf"{re.escape(package)}\s*==", line):
             return line.replace(" ", "")
     raise ExportError(f"requirements.txt does not pin {package}")
+
+
+def write_json(data: dict, path: str | Path) -> None:
+    """Write JSON as UTF-8; names that are not valid UTF-8 (file names are bytes) stay as ``\\udcXX`` escapes."""
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    Path(path).write_bytes(text.encode("utf-8", "backslashreplace"))

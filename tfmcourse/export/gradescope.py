@@ -22,11 +22,11 @@ whole submission (which notebook was graded, which could not be read);
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import sys
 import time
+import traceback
 import zipfile
 from pathlib import Path
 
@@ -40,8 +40,9 @@ from tfmcourse.export.bundle import (
     exercise_notebooks,
     requirement_pin,
     validate_lessons,
+    write_json,
 )
-from tfmcourse.export.submission import GradedUpload, GradingFailed, grade_upload
+from tfmcourse.export.submission import GradedUpload, grade_upload
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -204,10 +205,10 @@ def run(root: str | os.PathLike) -> int:
         data = results(
             grade_upload(root / "submission", config), config, execution_time=time.monotonic() - start
         )
-    except (GradingFailed, OSError) as exc:
-        print(f"tfmcourse autograder: {exc}", file=sys.stderr)
-        data, status = failure_results(config, str(exc)), 1
-    out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except Exception as exc:  # whatever happens, Gradescope gets a results.json that says so
+        traceback.print_exc()
+        data, status = failure_results(config, f"{type(exc).__name__}: {exc}"), 1
+    write_json(data, out)
     print(f"results written to {out}: {data['score']:g} points")
     return status
 

@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import sys
+import traceback
 import uuid
 from pathlib import Path
 
@@ -40,8 +41,9 @@ from tfmcourse.export.bundle import (
     lesson_exercises,
     requirement_pin,
     validate_lessons,
+    write_json,
 )
-from tfmcourse.export.submission import GradedUpload, GradingFailed, grade_upload, grading_deadline
+from tfmcourse.export.submission import GradedUpload, grade_upload, grading_deadline
 
 DEFAULT_IMAGE = "tfmcourse-grader:latest"
 MAX_JOB_TIMEOUT = 600  # PrairieLearn's upper limit on externalGradingOptions.timeout
@@ -196,16 +198,16 @@ def run(grade_root: str | os.PathLike) -> int:
     status = 0
     try:
         data = results(grade_upload(grade_root / "student", config), config)
-    except (GradingFailed, OSError) as exc:
+    except Exception:
         # PrairieLearn reports a job without results.json as a grading failure to the instructor;
         # write the reason down too, and take nothing from the learner.
-        print(f"tfmcourse grader: {exc}", file=sys.stderr)
+        traceback.print_exc()
         data = {
             "gradable": False,
             "format_errors": ["the grader could not run (a problem with the grader, not your notebook)"],
         }
         status = 1
-    out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(data, out)
     print(f"results written to {out}: score {data.get('score')}")
     return status
 

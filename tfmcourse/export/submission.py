@@ -76,6 +76,11 @@ def new_seed() -> int:
     return secrets.randbelow(2**31 - 2) + 1
 
 
+def _display(path: Path, folder: Path) -> str:
+    """A file's name inside the upload as text (bytes that are not UTF-8 shown as U+FFFD)."""
+    return os.fsencode(path.relative_to(folder).as_posix()).decode("utf-8", "replace")
+
+
 def _uploaded_notebooks(folder: Path) -> tuple[list[Path], list[str]]:
     """Notebooks anywhere in the upload and the names of other files (hidden folders skipped).
 
@@ -85,7 +90,7 @@ def _uploaded_notebooks(folder: Path) -> tuple[list[Path], list[str]]:
     for dirpath, dirnames, filenames in os.walk(folder):  # does not descend into linked folders
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
-        others.extend((here / d).relative_to(folder).as_posix() for d in dirnames if (here / d).is_symlink())
+        others.extend(_display(here / d, folder) for d in dirnames if (here / d).is_symlink())
         for name in sorted(filenames):
             f = here / name
             if name.startswith("."):
@@ -93,7 +98,7 @@ def _uploaded_notebooks(folder: Path) -> tuple[list[Path], list[str]]:
             if f.suffix == ".ipynb" and not f.is_symlink() and f.is_file():
                 notebooks.append(f)
             else:
-                others.append(f.relative_to(folder).as_posix())
+                others.append(_display(f, folder))
     return sorted(notebooks), sorted(others)
 
 
@@ -198,7 +203,7 @@ def grade_upload(
     upload = GradedUpload(
         seed=seed,
         outcomes=[],
-        notebooks={k: p.relative_to(folder).as_posix() if p else None for k, p in chosen.items()},
+        notebooks={k: _display(p, folder) if p else None for k, p in chosen.items()},
         notes=notes,
     )
     if others:
