@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.export.conftest import ROOT
 from tfmcourse.export.bundle import GraderConfig, exercise_notebooks
-from tfmcourse.export.submission import _uploaded_notebooks, grading_deadline, match_lessons
+from tfmcourse.export.submission import (
+    GradingFailed,
+    _uploaded_notebooks,
+    grading_deadline,
+    match_lessons,
+    run_grader,
+)
 
 
 def config(*lessons: int) -> GraderConfig:
@@ -57,3 +66,36 @@ def test_the_grading_deadline_grows_with_the_exercises_and_their_limit():
     assert grading_deadline(config(3, 6)) > grading_deadline(config(6))
     slow = GraderConfig(lessons=[6], notebooks={}, timeout=60)
     assert grading_deadline(slow) > grading_deadline(config(6))
+
+
+def test_a_grader_past_its_deadline_is_killed_with_its_children(tmp_path):
+    fake = tmp_path / "python"
+    pidfile = tmp_path / "child.pid"
+    fake.write_text(f"#!/bin/sh\nsleep 600 &\necho $! > {pidfile}\nwait\n")
+    fake.chmod(0o755)
+    with pytest.raises(GradingFailed, match="did not finish within 2 s"):
+        run_grader(
+            [], seed=1, json_path=str(tmp_path / "r.json"), config=config(6), python=str(fake), deadline=2
+        )
+    child = int(pidfile.read_text())
+    for _ in range(50):  # the kill is asynchronous: give the kernel a moment to reap it
+        if not _alive(child):
+            break
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"  # a zombie is dead, only not yet reaped
+    except FileNotFoundError:
+        return False
+
+
+def test_a_grader_that_writes_no_report_is_a_grading_failure(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'something broke' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(GradingFailed, match=r"exited with status 3.*something broke"):
+        run_grader([], seed=1, json_path=str(tmp_path / "r.json"), config=config(6), python=str(fake))

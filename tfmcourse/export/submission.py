@@ -154,16 +154,26 @@ def grading_deadline(config: GraderConfig) -> float:
 
 
 def run_grader(
-    paths: list[str], *, seed: int, json_path: str, config: GraderConfig, python: str | None = None
+    paths: list[str],
+    *,
+    seed: int,
+    json_path: str,
+    config: GraderConfig,
+    python: str | None = None,
+    deadline: float | None = None,
 ) -> dict:
-    """Run ``tfmcourse grade --secure`` on ``paths``; its JSON report (:class:`GradingFailed` if none)."""
+    """Run ``tfmcourse grade --secure`` on ``paths``; its JSON report (:class:`GradingFailed` if none).
+
+    Past ``deadline`` seconds (default :func:`grading_deadline`) the grader and every
+    process it started are killed.
+    """
     cmd = [python or sys.executable, "-m", "tfmcourse", "grade", "--secure", *paths]
     cmd += ["--json", json_path, "--seed", str(seed), "--jobs", "1"]
     if config.timeout is not None:
         cmd += ["--timeout", str(config.timeout)]
     if config.memory is not None:
         cmd += ["--memory", str(config.memory)]
-    deadline = grading_deadline(config)
+    deadline = grading_deadline(config) if deadline is None else deadline
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
