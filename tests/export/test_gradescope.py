@@ -50,11 +50,15 @@ def validate(results: dict) -> None:
     assert results["score"] == sum(t["score"] for t in results["tests"])
 
 
-def autograde(zip_path: Path, tmp: Path, submission: dict[str, Path | bytes], env: dict) -> dict:
+def autograde(
+    zip_path: Path, tmp: Path, submission: dict[str, Path | bytes], env: dict, *, status: int = 0, patch=None
+) -> dict:
     """Unpack like Gradescope (``source/``, ``run_autograder`` at the root) and run one submission."""
     root = tmp / "autograder"
     with zipfile.ZipFile(zip_path) as z:
         z.extractall(root / "source")
+    if patch:
+        patch(root / "source")
     shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
     (root / "run_autograder").chmod(0o755)  # zipfile does not restore modes
     (root / "submission").mkdir()
@@ -72,7 +76,7 @@ def autograde(zip_path: Path, tmp: Path, submission: dict[str, Path | bytes], en
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == status, proc.stderr[-3000:]
     results = json.loads((root / "results" / "results.json").read_text())
     validate(results)
     return results
@@ -156,3 +160,16 @@ def test_a_missing_lesson_scores_zero_and_says_which_file_was_expected(tmp_path,
     assert "no notebook graded (expected 06_scaled_dot_product_attention.ipynb)" in results["output"]
     assert "ignored (not notebooks): notes.txt, r\ufffdsum\ufffd.pdf" in results["output"]
     assert all(t["status"] == "failed" for t in results["tests"])
+
+
+def test_a_broken_grader_still_writes_results_that_blame_the_grader(autograder_zip, tmp_path, grader_env):
+    def break_the_cli(source: Path) -> None:
+        (source / "tfmcourse" / "__main__.py").write_text("raise SystemExit(3)\n")
+
+    solution = lesson_notebook("solutions", 6)
+    results = autograde(
+        autograder_zip, tmp_path, {solution.name: solution}, grader_env, status=1, patch=break_the_cli
+    )
+    assert results["score"] == 0.0 and results["tests"] == []
+    assert "a problem with the grader, not with your notebook" in results["output"]
+    assert "exited with status 3" in results["extra_data"]["grader_error"]
