@@ -101,6 +101,10 @@ def test_zip_has_the_scripts_at_its_root_executable_and_is_reproducible(autograd
     assert not any("__pycache__" in n for n in modes)
     assert "torch==2.13.0" in setup and "download.pytorch.org/whl/cpu" in setup
     assert '-c "$SOURCE/constraints.txt"' in setup
+    for script in ("setup.sh", "run_autograder"):  # shell syntax only: setup.sh installs, so never run here
+        with zipfile.ZipFile(autograder_zip) as z:
+            check = subprocess.run(["bash", "-n"], input=z.read(script), capture_output=True)
+        assert check.returncode == 0, check.stderr
     again = gradescope.build(ROOT, [3, 6], tmp_path / "again.zip")
     assert again.read_bytes() == autograder_zip.read_bytes()
 

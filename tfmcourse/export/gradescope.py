@@ -47,14 +47,14 @@ from tfmcourse.export.submission import GradedUpload, grade_upload
 SETUP_SH = """\
 #!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
-# Choose the Ubuntu 24.04 base image (Python 3.12): the course needs Python >= 3.11.
+# Choose the Ubuntu 24.04 base image (Python 3.12): the pinned numpy needs Python >= 3.11.
 set -euo pipefail
 SOURCE="${{AUTOGRADER_ROOT:-/autograder}}/source"
 VENV="${{AUTOGRADER_ROOT:-/autograder}}/venv"
 if command -v apt-get >/dev/null; then
-    apt-get install -y --no-install-recommends python3 python3-venv python3-pip
+    apt-get update && apt-get install -y --no-install-recommends python3 python3-venv python3-pip
 fi
-python3 -c 'import sys; assert sys.version_info >= (3, 11), "the course needs Python >= 3.11: choose the Ubuntu 24.04 base image"'
+python3 -c 'import sys; assert sys.version_info >= (3, 11), "the pinned dependencies need Python >= 3.11: choose the Ubuntu 24.04 base image"'
 python3 -m venv "$VENV"
 if compgen -G "$SOURCE/wheels/*.whl" >/dev/null; then
     # Offline: every wheel was bundled in the zip.
