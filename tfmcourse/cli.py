@@ -53,6 +53,8 @@ def _grade_for_lms(args) -> int:
     except lms.RosterError as exc:
         print(f"tfmcourse grade: {exc}", file=sys.stderr)
         return 2
+    if any(Path(p).is_dir() for p in args.paths) and not args.csv and not args.json:
+        args.csv, args.json = "gradebook.csv", "gradebook.json"  # what grading a folder writes anyway
     with tempfile.TemporaryDirectory() as tmp:
         kept = args.json
         args.json = kept or str(Path(tmp) / "report.json")
@@ -67,7 +69,8 @@ def _grade_for_lms(args) -> int:
         if kept:
             report["lms"] = {"file": args.lms_csv, "format": args.lms_format, **result.to_dict()}
             write_json(report, kept)
-    return status
+    # 1: graded, but the LMS file leaves out submissions that match no single roster row.
+    return status or (1 if result.unmatched else 0)
 
 
 def _export(args) -> int:
