@@ -50,7 +50,8 @@ def _grade_for_lms(args) -> int:
             return 2
     try:
         roster = lms.read_roster(args.roster)  # a bad roster fails before a long grading run
-    except lms.RosterError as exc:
+        names = lms.parse_columns(args.lms_column or [])
+    except (lms.RosterError, ValueError) as exc:
         print(f"tfmcourse grade: {exc}", file=sys.stderr)
         return 2
     if any(Path(p).is_dir() for p in args.paths) and not args.csv and not args.json:
@@ -64,7 +65,7 @@ def _grade_for_lms(args) -> int:
         except (OSError, ValueError):
             print("tfmcourse grade: no grading report, so no LMS gradebook was written", file=sys.stderr)
             return status or 2
-        result = lms.write(report, roster, args.lms_csv, args.lms_format)
+        result = lms.write(report, roster, args.lms_csv, args.lms_format, names)
         sys.stderr.write(lms.summary(result, args.lms_csv))
         if kept:
             report["lms"] = {"file": args.lms_csv, "format": args.lms_format, **result.to_dict()}
@@ -175,6 +176,12 @@ def parser() -> argparse.ArgumentParser:
         choices=("canvas", "moodle"),
         default="canvas",
         help="the --lms-csv flavour (default canvas)",
+    )
+    g.add_argument(
+        "--lms-column",
+        action="append",
+        metavar="LESSON=NAME",
+        help="name a lesson's LMS column after an existing assignment, e.g. 6='Lesson 6 (12345)' (repeatable)",
     )
     g.set_defaults(func=_grade)
 

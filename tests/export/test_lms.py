@@ -157,3 +157,17 @@ def test_grading_a_class_writes_the_lms_csv_and_reports_unmatched_folders(tmp_pa
     assert details["lms"]["unmatched"][0]["score"] == 4
     assert {nb["student"] for nb in details["notebooks"]} == {"alice", "S102", "mallory"}
     assert (tmp_path / "grades.csv").is_file()  # the class gradebook is still written
+
+
+def test_lesson_columns_can_be_named_after_existing_assignments(roster):
+    names = lms.parse_columns(["6=Lesson 6 (12345)"])
+    report = {"notebooks": [notebook("alice", causal_mask=1, layer_norm=2)]}
+    table, result = lms.gradebook(report, roster, "canvas", names)
+    assert table[0][-2:] == ["tfmcourse lesson 03", "Lesson 6 (12345)"]
+    assert result.columns == table[0][-2:]
+
+
+@pytest.mark.parametrize("spec", ["Lesson 6", "six=Lesson 6", "6="])
+def test_a_malformed_column_name_says_how_to_write_it(spec):
+    with pytest.raises(ValueError, match="write LESSON=NAME"):
+        lms.parse_columns([spec])

@@ -7,6 +7,9 @@ The output is Canvas's gradebook import format: those columns taken from the
 roster, then one column per graded lesson (``tfmcourse lesson 06``, the
 points of that lesson's exercises, best over the learner's notebooks) and,
 for Canvas, a ``Points Possible`` row that sets each new column's maximum.
+``--lms-column 6="Lesson 6 (12345)"`` names a lesson's column after an
+assignment that already exists (Canvas matches ``Name (id)``), so the
+points land there instead of in a new assignment.
 ``--lms-format moodle`` writes the same file without that row (Moodle's CSV
 grade import maps one identifier column, e.g. ``SIS Login ID`` to the email
 address or ``ID`` to the ID number, and every other row must be a learner).
@@ -143,8 +146,24 @@ def lesson_column(lesson: int) -> str:
     return f"tfmcourse lesson {lesson:02d}"
 
 
-def gradebook(report: dict, roster: Roster, fmt: str = "canvas") -> tuple[list[list[str]], LmsResult]:
-    """The rows of the LMS file (header first) and what was matched, from a class JSON report."""
+def parse_columns(specs: list[str]) -> dict[int, str]:
+    """``["6=Lesson 6 (12345)"]`` -> ``{6: "Lesson 6 (12345)"}``: lesson columns named after existing assignments."""
+    out = {}
+    for spec in specs:
+        lesson, sep, name = spec.partition("=")
+        if not sep or not lesson.strip().isdigit() or not name.strip():
+            raise ValueError(f"--lms-column {spec!r}: write LESSON=NAME, e.g. 6='Lesson 6 (12345)'")
+        out[int(lesson)] = name.strip()
+    return out
+
+
+def gradebook(
+    report: dict, roster: Roster, fmt: str = "canvas", names: dict[int, str] | None = None
+) -> tuple[list[list[str]], LmsResult]:
+    """The rows of the LMS file (header first) and what was matched, from a class JSON report.
+
+    ``names`` renames lesson columns (e.g. to an existing Canvas assignment, ``Name (id)``).
+    """
     from tfmcourse.checks import EXERCISES
 
     if fmt not in FORMATS:
@@ -158,7 +177,8 @@ def gradebook(report: dict, roster: Roster, fmt: str = "canvas") -> tuple[list[l
         s = best.setdefault(str(nb.get("student", nb.get("path", ""))), {})
         for e in nb.get("exercises", []):
             s[e["name"]] = (max(s.get(e["name"], (0, 0))[0], int(e["points"])), int(e["lesson"]))
-    result = LmsResult(columns=[lesson_column(lesson) for lesson in lessons], matched={})
+    names = names or {}
+    result = LmsResult(columns=[names.get(lesson, lesson_column(lesson)) for lesson in lessons], matched={})
     credited: dict[int, dict[str, int]] = {}
     for student in sorted(best):
         score = sum(p for p, _ in best[student].values())
@@ -188,8 +208,10 @@ def gradebook(report: dict, roster: Roster, fmt: str = "canvas") -> tuple[list[l
     return table, result
 
 
-def write(report: dict, roster: Roster, path: str | Path, fmt: str = "canvas") -> LmsResult:
-    table, result = gradebook(report, roster, fmt)
+def write(
+    report: dict, roster: Roster, path: str | Path, fmt: str = "canvas", names: dict[int, str] | None = None
+) -> LmsResult:
+    table, result = gradebook(report, roster, fmt, names)
     with open(path, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(table)
     return result
