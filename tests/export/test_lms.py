@@ -171,3 +171,20 @@ def test_lesson_columns_can_be_named_after_existing_assignments(roster):
 def test_a_malformed_column_name_says_how_to_write_it(spec):
     with pytest.raises(ValueError, match="write LESSON=NAME"):
         lms.parse_columns([spec])
+
+
+def test_a_dotted_folder_name_is_not_cut_at_its_dot(roster):
+    # "alice.other" is not alice: only a notebook graded on its own loses its ".ipynb".
+    assert lms.match("alice.other", roster)[0] is None
+    i, _ = lms.match("subs/alice.ipynb", roster)
+    assert roster.rows[i]["Student"] == "Liddell, Alice"
+
+
+def test_two_folders_of_one_learner_count_once_at_their_best(roster):
+    report = {
+        "notebooks": [notebook("alice", causal_mask=1), notebook("S101", causal_mask=1, padding_mask=1)]
+    }
+    table, result = lms.gradebook(report, roster, "moodle")
+    alice = next(r for r in table[1:] if r[0] == "Liddell, Alice")
+    assert alice[-1] == "2"
+    assert sorted(result.matched[0]) == ["S101", "alice"]

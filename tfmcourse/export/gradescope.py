@@ -42,7 +42,7 @@ from tfmcourse.export.bundle import (
     validate_lessons,
     write_json,
 )
-from tfmcourse.export.submission import GradedUpload, grade_upload
+from tfmcourse.export.submission import GradedUpload, Outcome, grade_upload
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -128,14 +128,14 @@ def _add(z: zipfile.ZipFile, name: str, data: str | bytes, *, executable: bool =
     z.writestr(info, data)
 
 
-def _test_output(o) -> str:
+def _test_output(o: Outcome) -> str:
+    """The check's message (what was expected, the named mistake) and why it scored what it scored."""
     if o.status == "passed":
         return o.reason or "passed the check on hidden inputs"
-    head = {"failed": "failed", "error": "error", "not attempted": "not attempted"}[o.status]
     text = o.message.strip()
     if o.reason and o.reason not in text:
         text = f"{text}\n\n({o.reason})" if text else o.reason
-    return f"{head}: {text}"
+    return f"{o.status}: {text}"
 
 
 def results(upload: GradedUpload, config: GraderConfig, *, execution_time: float | None = None) -> dict:

@@ -104,9 +104,8 @@ _CANVAS_DOWNLOAD = re.compile(r"^[^\W_]+_(?:late_)?(\d+)_(\d+)_", re.IGNORECASE)
 def match(student: str, roster: Roster) -> tuple[int | None, str]:
     """The roster row of a submission folder (its index), or ``None`` and why."""
     candidates = [student]
-    stem = Path(student).stem
-    if stem != student:
-        candidates.append(stem)
+    if student.endswith(".ipynb"):  # a notebook graded on its own: its file name, without the suffix
+        candidates.append(Path(student).name.removesuffix(".ipynb"))
     for key in candidates:
         k = _norm(key)
         hits = {
@@ -171,25 +170,26 @@ def gradebook(
     notebooks = report.get("notebooks", [])
     lessons = sorted({int(e["lesson"]) for nb in notebooks for e in nb.get("exercises", [])})
     maxima = {lesson: sum(e.points for e in EXERCISES.values() if e.lesson == lesson) for lesson in lessons}
-    # Best points per exercise for every submission folder ("student" in the report).
-    best: dict[str, dict[str, tuple[int, int]]] = {}
+    # Best points per exercise of every submission folder ("student" in the report), then of every
+    # roster row (several folders may belong to one learner).
+    best: dict[str, dict[tuple[int, str], int]] = {}
     for nb in notebooks:
         s = best.setdefault(str(nb.get("student", nb.get("path", ""))), {})
         for e in nb.get("exercises", []):
-            s[e["name"]] = (max(s.get(e["name"], (0, 0))[0], int(e["points"])), int(e["lesson"]))
+            key = (int(e["lesson"]), e["name"])
+            s[key] = max(s.get(key, 0), int(e["points"]))
     names = names or {}
     result = LmsResult(columns=[names.get(lesson, lesson_column(lesson)) for lesson in lessons], matched={})
-    credited: dict[int, dict[str, int]] = {}
+    credited: dict[int, dict[tuple[int, str], int]] = {}
     for student in sorted(best):
-        score = sum(p for p, _ in best[student].values())
         i, why = match(student, roster)
         if i is None:
-            result.unmatched.append({"student": student, "reason": why, "score": score})
+            result.unmatched.append({"student": student, "reason": why, "score": sum(best[student].values())})
             continue
         result.matched.setdefault(i, []).append(student)
         c = credited.setdefault(i, {})
-        for name, (points, _lesson) in best[student].items():
-            c[name] = max(c.get(name, 0), points)
+        for key, points in best[student].items():
+            c[key] = max(c.get(key, 0), points)
     header = roster.columns + result.columns
     table = [header]
     if fmt == "canvas":
@@ -200,10 +200,7 @@ def gradebook(
         if got is None:
             result.missing.append(r["Student"])
             got = {}
-        per_lesson = [
-            sum(p for n, p in got.items() if n in EXERCISES and EXERCISES[n].lesson == lesson)
-            for lesson in lessons
-        ]
+        per_lesson = [sum(p for (ln, _), p in got.items() if ln == lesson) for lesson in lessons]
         table.append([r[c] for c in roster.columns] + [str(p) for p in per_lesson])
     return table, result
 
