@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.test_glossary import glossary
 from tfmcourse import editions, nbtools
 from tfmcourse.build import build
 
@@ -59,6 +60,7 @@ KOREAN = {
     '## Summary\n\nThat\'s "it".': '## 정리\n\n"끝"이다.',
     SOLUTION[0][1]: "# 01강 연습 문제\n\n[01강](../notebooks/01_first.ipynb)으로 돌아가기.",
 }
+AUTHORED = {source for kind, source in LESSON + LATER + SOLUTION if kind == "md"}
 
 
 @pytest.fixture
@@ -81,8 +83,8 @@ def _run(root, **kw) -> tuple[int, list[str]]:
 def _translate(cat: Path, table=KOREAN, *, review=False) -> None:
     po = editions.read_catalogue(cat)
     for e in po:
-        if e.msgid.startswith("<small>Generated from"):  # the header cell `build` writes
-            e.msgstr = "<small>`tfmcourse build`가 생성한 파일이다.</small>"
+        if e.msgid not in AUTHORED and not e.msgstr:  # text `build` adds to an exercise notebook
+            e.msgstr = "<small>`tfmcourse build`가 생성한 셀이다.</small>"
         if e.msgid in table and (not e.msgstr or review):
             e.msgstr = table[e.msgid]
         if review and "fuzzy" in e.flags:
@@ -364,16 +366,11 @@ def test_readme_ko_links_resolve_and_it_keeps_the_quick_start():
 
 
 def _glossary() -> dict[str, str]:
-    """English term → Korean term, from the glossary table of lesson 00 (parenthesised variants dropped)."""
-    nb = nbtools.read(ROOT / "notebooks" / "00_start_here.ipynb")
-    (cell,) = [c for c in nb.cells if c.cell_type == "markdown" and "| English | 한국어 |" in c.source]
+    """English term → Korean term, one per concept, split from lesson 00's glossary rows."""
     terms = {}
-    for line in cell.source.splitlines():
-        parts = [p.strip() for p in line.strip().strip("|").split("|")]
-        if len(parts) < 2 or parts[0] in ("English", "---"):
-            continue
-        english = [t.strip() for t in re.sub(r"\(.*?\)", "", parts[0]).split("/")]
-        korean = [t.strip() for t in re.sub(r"\(.*?\)", "", parts[1]).split("/")]
+    for english_row, korean_row in glossary().items():
+        english = [t.strip() for t in re.sub(r"\(.*?\)", "", english_row).split("/")]
+        korean = [t.strip() for t in re.sub(r"\(.*?\)", "", korean_row).split("/")]
         if len(english) != len(korean):
             continue
         head = english[0].split()
@@ -381,7 +378,7 @@ def _glossary() -> dict[str, str]:
             if len(en.split()) == 1 and len(head) > 1:  # "attention weights / scores"
                 en = " ".join([*head[:-1], en])
                 ko = " ".join([*korean[0].split()[:-1], ko])
-            terms[en.lower()] = ko
+            terms[" ".join(en.lower().split())] = " ".join(ko.split())
     return terms
 
 

@@ -20,6 +20,7 @@ One module per concept, in lesson order:
 ``widgets``        ipywidgets explorers
 ``checks``         exercise checks (``check_<name>``) and the ``EXERCISES`` registry
 ``grading``        ``tfmcourse grade``
+``export``         ``tfmcourse export``: Gradescope, PrairieLearn; LMS gradebooks
 ``build``          ``tfmcourse build``: exercises/ from solutions/
 =================  ===========================================================
 

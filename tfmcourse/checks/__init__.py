@@ -26,9 +26,10 @@ from tfmcourse.checks._core import (
     Exercise,
     ExerciseNotAttempted,
 )
+from tfmcourse.checks.hints import HINTS, hint
 
 globals().update({f"check_{e.name}": e.check for e in EXERCISES.values()})
 
-__all__ = ["EXERCISES", "MISTAKES", "CheckFailed", "Exercise", "ExerciseNotAttempted"] + [
+__all__ = ["EXERCISES", "HINTS", "MISTAKES", "CheckFailed", "Exercise", "ExerciseNotAttempted", "hint"] + [
     f"check_{name}" for name in EXERCISES
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,11 +33,46 @@ ATOL = 1e-5
 
 
 class CheckFailed(AssertionError):
-    """An exercise check found a problem. The message says what and, if known, why."""
+    """An exercise check found a problem. The message says what and, if known, why.
+
+    In a notebook it is shown as a short block (see ``_display``) instead of a
+    traceback through the course's code; ``learner_error`` is the exception the
+    learner's own code raised inside the check, if that is what went wrong.
+    """
+
+    learner_error: BaseException | None = None
+    status = "failed"
+
+    def lines(self, color: bool = True) -> list[str]:
+        """The block a notebook shows for this failure."""
+        from tfmcourse.checks._display import failure_lines
+
+        return failure_lines(self, color=color)
+
+    def show(self) -> None:
+        """Print the block a check cell shows when it fails (used to demonstrate one).
+
+        It goes to stderr, which Jupyter shows on the same red background as an error.
+        """
+        print("\n".join(self.lines()), file=sys.stderr)
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of formatting a traceback. It is also the moment
+        # the learner sees the outcome, so it is noted in their workspace's progress.
+        from tfmcourse import progress
+        from tfmcourse.checks._display import exercise_of, offer_hint
+
+        name = exercise_of(self)
+        if name:
+            progress.record(name, self.status)
+            offer_hint()
+        return self.lines()
 
 
 class ExerciseNotAttempted(CheckFailed):
     """The exercise still raises the stub's ``NotImplementedError``."""
+
+    status = "not attempted"
 
 
 @dataclass(frozen=True)
@@ -109,9 +145,11 @@ def randn(*shape: int, g: torch.Generator, scale: float = 1.0, shift: float = 0.
 
 
 def _summary(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
+    from tfmcourse.checks._display import is_learner_frame
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if is_learner_frame(f.filename)]
     where = ""
-    if frames:
+    if frames:  # the learner's line closest to the error, not one inside torch or the course
         last = frames[-1]
         where = f" (line {last.lineno}: {last.line.strip()})" if last.line else f" (line {last.lineno})"
     return f"{type(exc).__name__}: {exc}{where}"
@@ -132,7 +170,9 @@ def call(name: str, impl: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except CheckFailed:
         raise
     except Exception as exc:  # the learner's code crashed: say where, don't show our traceback
-        raise CheckFailed(f"{name}: calling it raised {_summary(exc)}") from None
+        failure = CheckFailed(f"{name}: calling it raised {_summary(exc)}")
+        failure.learner_error = exc  # shown with the learner's frames only
+        raise failure from None
 
 
 def _fmt(t: Tensor, n: int = 6) -> str:
@@ -294,8 +334,16 @@ def require(condition: bool, name: str, message: str) -> None:
 
 
 def passed(name: str, detail: str = "") -> None:
-    """Print the one-line success message of a check."""
-    print(f"✓ {name}: correct" + (f" — {detail}" if detail else ""))
+    """Print the one-line success message of a check (in a notebook, a green block).
+
+    Inside a learner's workspace the pass is also noted in their progress.
+    """
+    from tfmcourse import progress
+    from tfmcourse.checks._display import show_passed
+
+    show_passed(f"✓ {name}: correct" + (f" — {detail}" if detail else ""))
+    if name in EXERCISES:
+        progress.record(name, "passed")
 
 
 def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], name: str = "") -> None:
