@@ -269,6 +269,58 @@ def test_catalogue_text_round_trips_any_cell(english, korean):
     assert (entry.msgid, entry.msgstr) == (english, korean)
 
 
+def _markdown_notebook(texts) -> nbformat.NotebookNode:
+    return nbtools.clean(_notebook(*[("md", t) for t in texts]))
+
+
+words = st.text("abcdefgh ", min_size=1, max_size=12).filter(str.strip)
+
+
+@settings(max_examples=80, deadline=None)
+@given(old=st.lists(words, min_size=1, max_size=6, unique=True), data=st.data())
+def test_update_never_loses_a_translation_nor_passes_a_changed_cell_as_current(old, data):
+    po = editions.update_catalogue(_markdown_notebook(old), editions.new_catalogue("n.ipynb"), "n.ipynb")
+    for e in po:
+        e.msgstr = f"번역 {e.msgid}"
+    kept = data.draw(st.lists(st.sampled_from(old), unique=True), label="kept, in any order")
+    added = data.draw(st.lists(words.filter(lambda w: w not in old), max_size=3, unique=True), label="new")
+    order = data.draw(st.permutations(kept + added), label="new order")
+    new = editions.update_catalogue(_markdown_notebook(order), po, "n.ipynb")
+    current = {e.msgid: e for e in new if not e.obsolete}
+    assert [e.msgid for e in new if not e.obsolete] == list(order)
+    for text in kept:
+        assert current[text].msgstr == f"번역 {text}" and "fuzzy" not in current[text].flags
+    for text in added:  # never passes as translated: empty, or the old text of that cell marked fuzzy
+        assert current[text].msgstr == "" or "fuzzy" in current[text].flags
+        assert editions.problems(new), "a new cell blocks the edition until it is translated"
+    removed = set(old) - set(kept)
+    reused = {e.previous_msgid for e in new if "fuzzy" in e.flags}
+    assert {e.msgid for e in new.obsolete_entries()} == removed - reused
+    again = editions.update_catalogue(_markdown_notebook(order), new, "n.ipynb")
+    assert editions.catalogue_text(again) == editions.catalogue_text(new), "updating twice changes nothing"
+
+
+def test_translate_and_build_check_from_the_command_line(course):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "tfmcourse", *args, "--root", str(course)], capture_output=True, text=True
+        )
+
+    started = cli("translate", str(course / "notebooks" / "02_later.ipynb"))
+    assert (
+        started.returncode == 0 and "po/ko/notebooks/02_later.po: 1 of 1 cells to translate" in started.stdout
+    )
+    check = cli("build", "--check")
+    assert check.returncode == 1
+    assert "po/ko/notebooks/02_later.po: cell c000 has no translation" in check.stdout
+    assert "ko: 0 of 3 notebooks translated (notebooks 0 of 2, exercises 0 of 1)" in check.stdout
+    wrong = cli("translate", str(course / "README.md"))
+    assert wrong.returncode == 2 and "not a notebook in notebooks/ or exercises/" in wrong.stderr
+
+
 # ---------------------------------------------------------------- the course's Korean edition
 
 KOREAN_NOTEBOOKS = sorted((ROOT / "ko").glob("*/*.ipynb"))
