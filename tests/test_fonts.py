@@ -71,3 +71,19 @@ def test_a_missing_font_package_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(fonts, "FONT_PACKAGE", "no_such_font_package")
     with pytest.raises(FileNotFoundError, match=r"pip install -r requirements\.txt"):
         fonts.hangul_font_path()
+
+
+def test_a_cross_attention_heatmap_with_hangul_ticks_renders_every_glyph():
+    """What lesson 09 draws: a Korean date as the source tokens of a cross-attention map."""
+    import torch
+
+    from tfmcourse import viz
+
+    tokens = list("2021년 9월 13일 월요일")
+    weights = torch.softmax(torch.randn(5, len(tokens), generator=torch.Generator().manual_seed(0)), -1)
+    with plt.rc_context(fonts.hangul_rc()), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ax = viz.heatmap(weights, x_labels=tokens, title="".join(tokens))
+        ax.figure.canvas.draw()
+        plt.close(ax.figure)
+    assert not [w for w in caught if "missing from" in str(w.message)]
