@@ -41,11 +41,35 @@ class EinsumMHA(nn.Module):
         v = self.v_proj(value).reshape(B, S, self.h, D // self.h)
         scores = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(D // self.h)
         mask = _blocked(attn_mask, key_padding_mask, B, S)
-        if mask is not None:
-            scores = scores.masked_fill(mask, float("-inf"))
-        w = torch.nan_to_num(torch.softmax(scores, dim=-1))
+        w = self._weights(scores, mask)
         ctx = torch.einsum("bhts,bshd->bthd", self.drop(w), v).reshape(B, T, D)
         return self.out_proj(ctx)
+
+    def _weights(self, scores, mask):
+        if mask is not None:
+            scores = scores.masked_fill(mask, float("-inf"))
+        return torch.nan_to_num(torch.softmax(scores, dim=-1))
+
+
+class FiniteFillMHA(EinsumMHA):
+    """Wrong on fully blocked queries: -1e9 makes them uniform."""
+
+    def _weights(self, scores, mask):
+        return torch.softmax(scores if mask is None else scores.masked_fill(mask, -1e9), dim=-1)
+
+
+class NanRowsMHA(EinsumMHA):
+    """Wrong on fully blocked queries: softmax of a row of -inf is NaN."""
+
+    def _weights(self, scores, mask):
+        return torch.softmax(scores if mask is None else scores.masked_fill(mask, float("-inf")), dim=-1)
+
+
+class ProductMaskMHA(EinsumMHA):
+    """Wrong: the scores times the keep-mask."""
+
+    def _weights(self, scores, mask):
+        return torch.softmax(scores if mask is None else scores * ~mask, dim=-1)
 
 
 class SdpaMHA(nn.Module):
@@ -217,6 +241,29 @@ class EncoderLayerSublayers(nn.Module):
 
 class _Enc(EncoderLayerPlain):
     pass
+
+
+def _with_attention(base, mha):
+    """``base`` with its attention modules replaced by ``mha`` (same names, same parameters)."""
+
+    class Layer(base):
+        def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=False):
+            super().__init__(d_model, n_heads, d_ff, dropout, norm_first)
+            self.self_attn = mha(d_model, n_heads, dropout)
+            if hasattr(self, "cross_attn"):
+                self.cross_attn = mha(d_model, n_heads, dropout)
+
+    Layer.__name__ = f"{base.__name__}With{mha.__name__}"
+    return Layer
+
+
+@wrong("EncoderLayer", "another convention")
+class EncoderLayerAlwaysPreLN(_Enc):
+    """Pre-LN whatever norm_first says (the modern layout)."""
+
+    def forward(self, x, src_key_padding_mask=None):
+        x = x + self.self_attn(*(3 * [self.norm1(x)]), key_padding_mask=src_key_padding_mask)
+        return x + self.ff(self.norm2(x))
 
 
 @wrong("EncoderLayer", "pre-LN and post-LN are swapped")
@@ -482,3 +529,22 @@ class DecoderLayerTorchNames(_Dec):
 class DecoderLayerDropoutAlways(_Dec):
     def _ca(self, h, memory, memory_key_padding_mask):
         return F.dropout(super()._ca(h, memory, memory_key_padding_mask), 0.1)
+
+
+for _mha, _phrase in [
+    (FiniteFillMHA, "fully blocked query gets uniform weights"),
+    (NanRowsMHA, "fully blocked query gives NaN"),
+    (ProductMaskMHA, "multiplying the scores"),
+]:
+    wrong("EncoderLayer", _phrase)(_with_attention(EncoderLayerPlain, _mha))
+    wrong("DecoderLayer", _phrase)(_with_attention(DecoderLayerPlain, _mha))
+
+
+@wrong("DecoderLayer", "another convention")
+class DecoderLayerAlwaysPreLN(_Dec):
+    """Pre-LN whatever norm_first says."""
+
+    def forward(self, y, memory, tgt_mask=None, tgt_key_padding_mask=None, memory_key_padding_mask=None):
+        y = y + self._sa(self.norm1(y), tgt_mask, tgt_key_padding_mask)
+        y = y + self._ca(self.norm2(y), memory, memory_key_padding_mask)
+        return y + self.ff(self.norm3(y))
