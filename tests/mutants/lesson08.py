@@ -151,6 +151,13 @@ class FeedForwardReluTwice(_FF):
         return F.relu(self.linear2(F.relu(self.linear1(x))))
 
 
+@wrong("FeedForward", "tanh approximation")
+class FeedForwardGeluTanh(_FF):
+    def forward(self, x):
+        h = self.linear1(x)
+        return self.linear2(0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3))))
+
+
 @wrong("FeedForward", "GELU")
 class FeedForwardGelu(_FF):
     def forward(self, x):

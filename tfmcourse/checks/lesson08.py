@@ -146,12 +146,25 @@ def _ff_relu_twice(ref, x):
     return torch.relu(ref.linear2(torch.relu(ref.linear1(x))))
 
 
-@mistake(
-    "FeedForward",
-    "GELU is used instead of ReLU: the paper (and nn.TransformerEncoderLayer's default) uses ReLU.",
+_GELU = (
+    "GELU is not wrong in itself (BERT and GPT use it) but it is another convention: this exercise "
+    "asks for the 2017 paper's ReLU, nn.TransformerEncoderLayer's default, "
+    "linear2(relu(linear1(x)))."
 )
+
+
+@mistake("FeedForward", "GELU is used instead of ReLU (the exact, erf form). " + _GELU)
 def _ff_gelu(ref, x):
     return ref.linear2(F.gelu(ref.linear1(x)))
+
+
+@mistake(
+    "FeedForward",
+    "GELU's tanh approximation, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), is used instead of ReLU. "
+    + _GELU,
+)
+def _ff_gelu_tanh(ref, x):
+    return ref.linear2(F.gelu(ref.linear1(x), approximate="tanh"))
 
 
 @mistake(
