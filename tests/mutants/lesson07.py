@@ -93,6 +93,7 @@ class MHAEinsum(nn.Module):
     use_attn_mask = use_kpm = True
     pad_queries = False
     attn_mask_as_padding = False
+    keep_sense = False
     blocked_fill = "-inf"
 
     def _split(self, x):
@@ -128,6 +129,8 @@ class MHAEinsum(nn.Module):
                 key_padding_mask[:, None, :, None] if self.pad_queries else key_padding_mask[:, None, None, :]
             )
             blocked = blocked | kp
+        if self.keep_sense and (attn_mask is not None or key_padding_mask is not None):
+            blocked = ~blocked
         if self.blocked_fill == "product":
             w = torch.softmax(s * (~blocked).to(s.dtype), dim=-1)
         elif self.blocked_fill == "-inf":
@@ -204,6 +207,7 @@ for _phrase, _knobs in [
     ("gives NaN", dict(blocked_fill="nan")),
     ("multiplying the scores", dict(blocked_fill="product")),
     ("two mistakes at once", dict(use_attn_mask=False, pad_queries=True)),
+    ("used inverted", dict(keep_sense=True)),
     ("broadcast as if it were a (B, S) key-padding mask", dict(attn_mask_as_padding=True)),
 ]:
     _cls = _variant(**_knobs)

@@ -88,7 +88,11 @@ def _ms_unmasked(scores, mask=None):
     return torch.softmax(scores, dim=-1)
 
 
-@mistake("masked_softmax", "the mask is used inverted: True means *blocked*, so fill where the mask is True.")
+@mistake(
+    "masked_softmax",
+    "the mask is used inverted: True means *blocked*, so fill where the mask is True."
+    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
+)
 def _ms_inverted(scores, mask=None):
     return attention.masked_softmax(scores, None if mask is None else ~mask)
 
@@ -234,7 +238,8 @@ def _b_unmasked(query, keys, values, W_query, W_key, v, key_padding_mask=None):
 
 @mistake(
     "bahdanau_attention",
-    "the key_padding_mask is used inverted: True marks the pads, which must get zero weight.",
+    "the key_padding_mask is used inverted: True marks the pads, which must get zero weight."
+    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
 )
 def _b_inverted(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     m = None if key_padding_mask is None else ~key_padding_mask

@@ -45,7 +45,8 @@ def _causal_sees_next(T):
 
 @mistake(
     "causal_mask",
-    "the mask is inverted: True must mean *blocked* (the future), so the past and the diagonal are False.",
+    "the mask is inverted: True must mean *blocked* (the future), so the past and the diagonal are False."
+    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
 )
 def _causal_inverted(T):
     return ~torch.ones(T, T, dtype=torch.bool).triu(1)
@@ -60,7 +61,11 @@ def _causal_blocks_past(T):
     return torch.ones(T, T, dtype=torch.bool).tril(-1)
 
 
-@mistake("padding_mask", "the mask is inverted: True must mark the pads (blocked), False the real tokens.")
+@mistake(
+    "padding_mask",
+    "the mask is inverted: True must mark the pads (blocked), False the real tokens."
+    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
+)
 def _padding_inverted(tokens, pad_id):
     return tokens != pad_id
 
@@ -112,7 +117,8 @@ def _sdpa_softmax_queries(q, k, v, attn_mask=None):
 @mistake(
     "scaled_dot_product_attention",
     "the mask is used inverted: True means *blocked*, so fill the "
-    "scores where the mask is True (masked_fill(mask, -inf)), not where it is False.",
+    "scores where the mask is True (masked_fill(mask, -inf)), not where it is False."
+    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
 )
 def _sdpa_inverted_mask(q, k, v, attn_mask=None):
     w = attention.masked_softmax(

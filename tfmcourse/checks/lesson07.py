@@ -155,6 +155,7 @@ def _mha_variant(
     fill="-inf",
     residual=False,
     attn_as_kpm=False,
+    inverted=False,
 ):
     H = params["n_heads"]
 
@@ -177,6 +178,8 @@ def _mha_variant(
     if use_kpm and key_padding_mask is not None:
         kp = key_padding_mask[:, None, :, None] if pad_queries else key_padding_mask[:, None, None, :]
         mask = kp if mask is None else mask | kp
+    if inverted and mask is not None:
+        mask = ~mask
     if mask is None or fill == "-inf":
         w = attention.masked_softmax(s, mask)
     elif fill == "finite":  # a large negative number: a fully blocked row comes out uniform
@@ -281,6 +284,13 @@ _register(
     "it then blocks by sample instead of by query row. A (T, S) attn_mask broadcasts from the right, "
     "against (B, H, T, S) scores as it is.",
     attn_as_kpm=True,
+)
+
+_register(
+    "the masks are used inverted (True taken as *keep*): True means blocked, so fill the scores "
+    "where the merged mask is True. The other sense is a real convention (F.scaled_dot_product_attention "
+    "and many tutorials use it) but this course uses nn.MultiheadAttention's: True = blocked.",
+    inverted=True,
 )
 
 

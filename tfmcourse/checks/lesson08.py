@@ -272,7 +272,8 @@ for _desc, _kw in [
         dict(pad_used=False),
     ),
     (
-        "the padding mask is inverted: True marks the pads (blocked); pass it as it is, not ~mask.",
+        "the padding mask is inverted: True marks the pads (blocked); pass it as it is, not ~mask."
+        " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
         dict(pad_inverted=True),
     ),
     (
