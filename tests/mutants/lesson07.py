@@ -135,6 +135,8 @@ class MHAEinsum(nn.Module):
             w = torch.softmax(s * (~blocked).to(s.dtype), dim=-1)
         elif self.blocked_fill == "-inf":
             w = torch.softmax(s.masked_fill(blocked, float("-inf")), dim=-1).nan_to_num(0.0)
+        elif self.blocked_fill == "min_then_zero":
+            w = s.masked_fill(blocked, torch.finfo(s.dtype).min).softmax(-1).masked_fill(blocked, 0.0)
         elif self.blocked_fill == "nan":
             w = torch.softmax(s.masked_fill(blocked, float("-inf")), dim=-1)
         else:
@@ -213,6 +215,13 @@ for _phrase, _knobs in [
     _cls = _variant(**_knobs)
     _cls.__name__ = "MHA_" + "_".join(f"{k}={v}" for k, v in _knobs.items())
     wrong("MultiHeadAttention", _phrase)(_cls)
+
+
+@correct("MultiHeadAttention")
+class MHAFiniteFillThenZero(MHAEinsum):
+    """Correct: the dtype's minimum as the fill, then every blocked weight set to 0."""
+
+    blocked_fill = "min_then_zero"
 
 
 @wrong("MultiHeadAttention", "one map per head")
