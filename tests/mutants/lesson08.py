@@ -65,6 +65,17 @@ class NanRowsMHA(EinsumMHA):
         return torch.softmax(scores if mask is None else scores.masked_fill(mask, float("-inf")), dim=-1)
 
 
+class QueryPaddingMHA(EinsumMHA):
+    """Wrong: the key-padding mask blocks the padded *queries*' rows (B, 1, T, 1)."""
+
+    def forward(self, query, key, value, attn_mask=None, key_padding_mask=None):
+        if key_padding_mask is not None:
+            B, T = key_padding_mask.shape
+            rows = key_padding_mask.view(B, 1, T, 1)
+            attn_mask = rows if attn_mask is None else (attn_mask | rows)
+        return super().forward(query, key, value, attn_mask=attn_mask)
+
+
 class ProductMaskMHA(EinsumMHA):
     """Wrong: the scores times the keep-mask."""
 
@@ -555,3 +566,15 @@ class DecoderLayerAlwaysPreLN(_Dec):
         y = y + self._sa(self.norm1(y), tgt_mask, tgt_key_padding_mask)
         y = y + self._ca(self.norm2(y), memory, memory_key_padding_mask)
         return y + self.ff(self.norm3(y))
+
+
+@wrong("DecoderLayer", "two mistakes at once")
+class DecoderLayerNoCausalPadsQueries(_Dec):
+    """No causal mask, and the target padding applied to the queries."""
+
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=False):
+        super().__init__(d_model, n_heads, d_ff, dropout, norm_first)
+        self.self_attn = QueryPaddingMHA(d_model, n_heads, dropout)
+
+    def _sa(self, h, tgt_mask, tgt_key_padding_mask):
+        return self.self_attn(h, h, h, key_padding_mask=tgt_key_padding_mask)

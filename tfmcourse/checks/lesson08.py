@@ -179,14 +179,16 @@ def _ff_residual_inside(ref, x):
 # ---------------------------------------------------------------- known mistakes: EncoderLayer
 
 
-def _attend(attn, query, key, value, attn_mask=None, key_padding_mask=None, fill="-inf"):
+def _attend(attn, query, key, value, attn_mask=None, key_padding_mask=None, fill="-inf", pad_queries=False):
     """``attn(query, key, value, …)``, or the same attention with blocked scores filled another
     way (``fill``: "finite", "nan" or "product", the mistakes of lesson 07)."""
-    if fill == "-inf":
+    if fill == "-inf" and not pad_queries:
         return attn(query, key, value, attn_mask=attn_mask, key_padding_mask=key_padding_mask)
     params = {k: v.detach() for k, v in attn.state_dict().items()}
     params["n_heads"] = attn.n_heads
-    out, _ = _mha_variant(params, query, key, value, attn_mask, key_padding_mask, fill=fill)
+    out, _ = _mha_variant(
+        params, query, key, value, attn_mask, key_padding_mask, fill=fill, pad_queries=pad_queries
+    )
     return out
 
 
@@ -328,13 +330,16 @@ def _dec(
     norms=("norm1", "norm2", "norm3"),
     norm_memory=False,
     fill="-inf",
+    sa_pad_queries=False,
 ):
     nf = ref.norm_first if norm_first is None else norm_first
     n1, n2, n3 = (getattr(ref, n) for n in norms)
     am = tgt_mask if causal else None
     tp = tgt_pad if tgt_pad_used else None
     mp = mem_pad if mem_pad_used else None
-    sa = lambda h: _attend(ref.self_attn, h, h, h, attn_mask=am, key_padding_mask=tp, fill=fill)  # noqa: E731
+    sa = lambda h: _attend(  # noqa: E731
+        ref.self_attn, h, h, h, attn_mask=am, key_padding_mask=tp, fill=fill, pad_queries=sa_pad_queries
+    )
 
     def ca(h):
         if cross == "self":  # keys/values from the decoder's own states
@@ -391,6 +396,18 @@ for _desc, _kw in [
         "the causal mask is ignored: pass tgt_mask to self_attn as attn_mask, or each position sees the "
         "target tokens after it.",
         dict(causal=False),
+    ),
+    (
+        "two mistakes at once: the causal mask is ignored (pass tgt_mask to self_attn as attn_mask) "
+        "*and* the target padding mask is applied to the queries instead of the keys "
+        "(tgt_key_padding_mask (B, T) marks keys no position may attend to: (B, 1, 1, T)).",
+        dict(causal=False, sa_pad_queries=True),
+    ),
+    (
+        "the target padding mask is applied to the queries instead of the keys: "
+        "tgt_key_padding_mask (B, T) marks *keys* that no position may attend to, broadcast as "
+        "(B, 1, 1, T), not (B, 1, T, 1).",
+        dict(sa_pad_queries=True),
     ),
     (
         "the memory padding mask is ignored: pass memory_key_padding_mask to cross_attn as key_padding_mask, "
