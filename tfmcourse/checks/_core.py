@@ -58,6 +58,13 @@ ATOL = 1e-5
 # one-pass variance E[x²] - E[x]² (correct, but cancelling in float32) stays within this
 NORM_ATOL = 2e-4
 
+# appended to every "mask inverted" mistake: the other sense is a convention, not nonsense
+MASK_SENSE = (
+    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many "
+    "tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense "
+    "everywhere."
+)
+
 
 class CheckFailed(AssertionError):
     """An exercise check found a problem. The message says what and, if known, why."""

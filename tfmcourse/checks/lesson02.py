@@ -6,6 +6,7 @@ import torch
 
 from tfmcourse import attention, seq2seq
 from tfmcourse.checks._core import (
+    MASK_SENSE,
     CheckFailed,
     assert_close,
     call,
@@ -90,8 +91,7 @@ def _ms_unmasked(scores, mask=None):
 
 @mistake(
     "masked_softmax",
-    "the mask is used inverted: True means *blocked*, so fill where the mask is True."
-    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
+    "the mask is used inverted: True means *blocked*, so fill where the mask is True." + MASK_SENSE,
 )
 def _ms_inverted(scores, mask=None):
     return attention.masked_softmax(scores, None if mask is None else ~mask)
@@ -238,8 +238,7 @@ def _b_unmasked(query, keys, values, W_query, W_key, v, key_padding_mask=None):
 
 @mistake(
     "bahdanau_attention",
-    "the key_padding_mask is used inverted: True marks the pads, which must get zero weight."
-    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
+    "the key_padding_mask is used inverted: True marks the pads, which must get zero weight." + MASK_SENSE,
 )
 def _b_inverted(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     m = None if key_padding_mask is None else ~key_padding_mask

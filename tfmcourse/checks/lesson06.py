@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from tfmcourse import attention, masks
 from tfmcourse.checks._core import (
+    MASK_SENSE,
     CheckFailed,
     assert_close,
     call,
@@ -46,7 +47,7 @@ def _causal_sees_next(T):
 @mistake(
     "causal_mask",
     "the mask is inverted: True must mean *blocked* (the future), so the past and the diagonal are False."
-    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
+    + MASK_SENSE,
 )
 def _causal_inverted(T):
     return ~torch.ones(T, T, dtype=torch.bool).triu(1)
@@ -63,8 +64,7 @@ def _causal_blocks_past(T):
 
 @mistake(
     "padding_mask",
-    "the mask is inverted: True must mark the pads (blocked), False the real tokens."
-    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
+    "the mask is inverted: True must mark the pads (blocked), False the real tokens." + MASK_SENSE,
 )
 def _padding_inverted(tokens, pad_id):
     return tokens != pad_id
@@ -117,8 +117,7 @@ def _sdpa_softmax_queries(q, k, v, attn_mask=None):
 @mistake(
     "scaled_dot_product_attention",
     "the mask is used inverted: True means *blocked*, so fill the "
-    "scores where the mask is True (masked_fill(mask, -inf)), not where it is False."
-    " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
+    "scores where the mask is True (masked_fill(mask, -inf)), not where it is False." + MASK_SENSE,
 )
 def _sdpa_inverted_mask(q, k, v, attn_mask=None):
     w = attention.masked_softmax(

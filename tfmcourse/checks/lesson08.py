@@ -20,6 +20,7 @@ from torch import Tensor
 
 from tfmcourse import transformer
 from tfmcourse.checks._core import (
+    MASK_SENSE,
     TINY,
     CheckFailed,
     assert_close,
@@ -275,7 +276,7 @@ for _desc, _kw in [
     ),
     (
         "the padding mask is inverted: True marks the pads (blocked); pass it as it is, not ~mask."
-        " The other sense (True = keep) is a real convention — F.scaled_dot_product_attention and many tutorials use it — but this course uses nn.MultiheadAttention's: True = blocked, one sense everywhere.",
+        + MASK_SENSE,
         dict(pad_inverted=True),
     ),
     (
