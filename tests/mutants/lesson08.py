@@ -257,6 +257,30 @@ class EncoderLayerSublayers(nn.Module):
         return _sublayer(x, self.ff, self.norm2, self.norm_first)
 
 
+class OnePassLayerNorm(nn.Module):
+    """A LayerNorm written by hand with var = E[x²] - E[x]² in float32 (parameters as nn.LayerNorm)."""
+
+    def __init__(self, d_model, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+        self.eps = eps
+
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        var = (x * x).mean(-1, keepdim=True) - mean * mean
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+@correct("EncoderLayer")
+class EncoderLayerHandNorms(EncoderLayerPlain):
+    """Correct, with hand-written one-pass LayerNorms."""
+
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=False):
+        super().__init__(d_model, n_heads, d_ff, dropout, norm_first)
+        self.norm1, self.norm2 = OnePassLayerNorm(d_model), OnePassLayerNorm(d_model)
+
+
 class _Enc(EncoderLayerPlain):
     pass
 
@@ -452,6 +476,15 @@ class DecoderLayerSublayers(nn.Module):
         for f, norm in blocks:
             y = _sublayer(y, f, norm, self.norm_first)
         return y
+
+
+@correct("DecoderLayer")
+class DecoderLayerHandNorms(DecoderLayerPlain):
+    """Correct, with hand-written one-pass LayerNorms."""
+
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=False):
+        super().__init__(d_model, n_heads, d_ff, dropout, norm_first)
+        self.norm1, self.norm2, self.norm3 = (OnePassLayerNorm(d_model) for _ in range(3))
 
 
 class _Dec(DecoderLayerPlain):
