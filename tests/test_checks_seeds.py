@@ -7,7 +7,9 @@ correct implementation is written, it is accepted at every seed.
 
 The checks of whole modules (attention, layers, decoding) cost tens of
 milliseconds a run; their 200 seeds are marked ``slow`` (part of the full run),
-and the quick run samples every tenth of those seeds.
+and the quick run samples every tenth of those seeds. A new exercise needs
+correct variants in ``tests/mutants`` (the last test here fails otherwise);
+if its check builds modules, add its name to ``HEAVY``.
 """
 
 from __future__ import annotations
