@@ -536,6 +536,11 @@ def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
             )
         expect_tensor(name, context, (B, Dv), what=f"context {label}", axes="B,Dv")
         ref_c, ref_w = seq2seq.bahdanau_attention(*args, **kwargs)
+        real = [S] * B if pad is None else (~pad).sum(-1).tolist()
+        locate = item_locator(
+            {b: "every key a pad" if n == 0 else f"{n} real keys of {S}" for b, n in enumerate(real)},
+            what="sample",
+        )
         assert_close(
             name,
             weights,
@@ -545,6 +550,7 @@ def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
             mistake_args=args,
             mistake_kwargs=kwargs,
             mistake_pick=lambda r: r[1],
+            locate=locate,
         )
         assert_close(
             name,
@@ -556,6 +562,7 @@ def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
             mistake_kwargs=kwargs,
             mistake_pick=lambda r: r[0],
             hint="context = Σ_j weights_j · values_j",
+            locate=locate,
         )
         # invariants: pads get exactly 0 and do not matter; rows sum to 1; an all-pad sample gives zeros
         if pad is not None:
