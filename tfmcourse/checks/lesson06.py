@@ -204,20 +204,6 @@ def _sdpa_batch_aligned(q, k, v, attn_mask=None):
     return w @ v, w
 
 
-@mistake(
-    "scaled_dot_product_attention",
-    "a fully blocked query gets uniform weights *and* its output is their average: filling with a "
-    "large negative number (-1e9, or the dtype's minimum) instead of -inf makes an all-blocked row "
-    "uniform. Such a row must get all-zero weights and a zero output.",
-)
-def _sdpa_uniform_rows_min(q, k, v, attn_mask=None):
-    s = _scores(q, k, 1 / math.sqrt(q.shape[-1]))
-    if attn_mask is not None:
-        s = s.masked_fill(attn_mask, torch.finfo(s.dtype).min)
-    w = torch.softmax(s, dim=-1)
-    return w @ v, w
-
-
 # ---------------------------------------------------------------- checks
 
 
