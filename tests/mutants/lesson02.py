@@ -238,6 +238,15 @@ def bahdanau_context_from_keys(query, keys, values, W_query, W_key, v, key_paddi
     return torch.einsum("bs,bsd->bd", w, keys), w
 
 
+@wrong("bahdanau_attention", "multiplying the energies")
+def bahdanau_mask_by_product(query, keys, values, W_query, W_key, v, key_padding_mask=None):
+    e = torch.tanh(query.matmul(W_query.t()).unsqueeze(1) + keys.matmul(W_key.t())).matmul(v)
+    if key_padding_mask is not None:
+        e = e * (1 - key_padding_mask.float())
+    a = e.softmax(dim=1)
+    return torch.bmm(a.unsqueeze(1), values).squeeze(1), a
+
+
 @wrong("bahdanau_attention", "pads are left unmasked")
 def bahdanau_no_mask(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     w = torch.softmax(_energy(query, keys, W_query, W_key, v), dim=-1)

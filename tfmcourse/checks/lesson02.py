@@ -202,8 +202,10 @@ def _ms_batch_aligned(scores, mask=None):
 # ---------------------------------------------------------------- known mistakes: bahdanau_attention
 
 
-def _bahdanau(scores, values, mask, *, fill=float("-inf"), after=False, nan_ok=False, dim=-1):
-    if after:
+def _bahdanau(scores, values, mask, *, fill=float("-inf"), after=False, nan_ok=False, dim=-1, product=False):
+    if product:
+        w = torch.softmax(scores if mask is None else scores * ~mask, dim=dim)
+    elif after:
         w = torch.softmax(scores, dim=dim)
         w = w if mask is None else w.masked_fill(mask, 0.0)
     else:
@@ -327,6 +329,16 @@ def _b_nan(query, keys, values, W_query, W_key, v, key_padding_mask=None):
 )
 def _b_uniform(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     return _bahdanau(_energies(query, keys, W_query, W_key, v), values, key_padding_mask, fill=-1e9)
+
+
+@mistake(
+    "bahdanau_attention",
+    "the padding mask is applied by multiplying the energies (e * ~mask): a padded energy becomes 0, "
+    "and exp(0) = 1 > 0, so pads still get weight. Multiplying by 0 does not remove a position: fill "
+    "the padded energies with -inf (masked_softmax) before the softmax.",
+)
+def _b_product(query, keys, values, W_query, W_key, v, key_padding_mask=None):
+    return _bahdanau(_energies(query, keys, W_query, W_key, v), values, key_padding_mask, product=True)
 
 
 # ---------------------------------------------------------------- checks
