@@ -8,7 +8,7 @@ Edit a function of your own lesson; do not rewrite the whole file.
 
 from __future__ import annotations
 
-# ---------------------------------------------------------------- lessons 05 and 07 (issue 5)
+# ---------------------------------------------------------------- lessons 05 and 07
 # Figures are drawn on a matplotlib ``Figure`` (not pyplot) and shown as a PNG in an
 # ``ipywidgets.Image``: no global pyplot state, identical from Python tests and in the browser.
 
@@ -234,7 +234,7 @@ class AttentionExplorer:
         )
 
 
-# ---------------------------------------------------------------- lesson 03 (issue 4)
+# ---------------------------------------------------------------- lesson 03
 
 
 class NormComparisonExplorer:
