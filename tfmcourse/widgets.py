@@ -115,7 +115,7 @@ class PositionalEncodingExplorer:
         ax1.xaxis.set_major_locator(MaxNLocator(integer=True))  # columns are whole numbers
         ax1.set_xlabel("column of PE (blue: sin, orange: cos)")
         ax1.set_ylabel("value")
-        ax1.set_title(f"PE[{r['position']}, {lo}:{hi}]")
+        ax1.set_title(f"PE[{r['position']}], columns {lo}–{hi - 1}")
         ax1.grid(alpha=0.3)
         lim_lo, lim_hi = ax1.get_xlim()
         self._last_column_ticks = [t for t in ax1.get_xticks() if lim_lo <= t <= lim_hi]
@@ -124,7 +124,7 @@ class PositionalEncodingExplorer:
         ax2.set_ylim(-1.05, 1.05)
         ax2.set_xlabel("position p")
         ax2.set_ylabel(f"cosine similarity with position {r['position']}")
-        ax2.set_title(f"similarity of columns {lo}:{hi}")
+        ax2.set_title(f"similarity on columns {lo}–{hi - 1}")
         ax2.grid(alpha=0.3)
         self.image.value = _figure_png(fig)
         self.summary.value = (
