@@ -1,4 +1,4 @@
-"""``tfmcourse build``: generate ``exercises/`` from ``solutions/``.
+"""``tfmcourse build``: generate ``exercises/`` from ``solutions/`` (then ``ko/``, see ``editions``).
 
 The solution notebook is the single source. In its code cells, each solution
 region sits between two stable markers, indented like the code it replaces::
@@ -162,6 +162,14 @@ def orphans(root: Path) -> list[Path]:
 
 
 def build(root: Path, *, check: bool = False, force: bool = False, out=print) -> int:
+    """Regenerate exercises, then the translated editions; return a process exit status."""
+    from tfmcourse import editions
+
+    status = build_exercises(root, check=check, force=force, out=out)
+    return max(status, editions.build(root, check=check, out=out))
+
+
+def build_exercises(root: Path, *, check: bool = False, force: bool = False, out=print) -> int:
     """Regenerate exercises; return a process exit status."""
     root = Path(root)
     plans = plan(root)

@@ -1,4 +1,4 @@
-"""The ``tfmcourse`` command: ``build``, ``grade``, ``export``, ``run``, ``lab``, ``progress``."""
+"""The ``tfmcourse`` command: ``build``, ``grade``, ``export``, ``run``, ``lab``, ``progress``, ``translate``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,18 @@ def _build(args) -> int:
         return build(root, check=args.check, force=args.force)
     except (BuildError, FileNotFoundError) as exc:
         print(f"tfmcourse build: {exc}", file=sys.stderr)
+        return 2
+
+
+def _translate(args) -> int:
+    from tfmcourse.build import find_root
+    from tfmcourse.editions import start
+
+    try:
+        root = Path(args.root) if args.root else find_root()
+        return start(root, [Path(p) for p in args.notebooks], lang=args.lang)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"tfmcourse translate: {exc}", file=sys.stderr)
         return 2
 
 
@@ -168,8 +180,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tfmcourse", description="The Transformer course's tools.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="generate exercises/ from solutions/")
-    b.add_argument("--check", action="store_true", help="only report; exit 1 when exercises/ is out of date")
+    b = sub.add_parser("build", help="generate exercises/ from solutions/, and ko/ from po/ko/")
+    b.add_argument(
+        "--check",
+        action="store_true",
+        help="only report; exit 1 when exercises/ or a translation is out of date",
+    )
     b.add_argument(
         "--force",
         action="store_true",
@@ -225,6 +241,15 @@ def parser() -> argparse.ArgumentParser:
         help="name a lesson's LMS column after an existing assignment, e.g. 6='Lesson 6 (12345)' (repeatable)",
     )
     g.set_defaults(func=_grade)
+
+    t = sub.add_parser(
+        "translate",
+        help="(translators) start or update the catalogue of English notebooks; `build` writes the edition",
+    )
+    t.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="notebooks/… or exercises/… notebooks")
+    t.add_argument("--lang", default="ko", help="the edition's language (default: ko)")
+    t.add_argument("--root", help="the course folder (default: found from the current directory)")
+    t.set_defaults(func=_translate)
 
     x = sub.add_parser("export", help="(instructors) an autograder for Gradescope or PrairieLearn")
     x.add_argument("platform", choices=("gradescope", "prairielearn"))
