@@ -86,6 +86,10 @@ def train(
     ``stop_when(metrics)`` may end training early. ``seed`` seeds torch's
     global RNG once at the start (dropout), so a run is reproducible.
     ``single_thread`` trains on one CPU thread (see :func:`one_thread`).
+
+    The progress bar shows the recent training loss and the latest
+    evaluation's metrics; after an early stop its total is the number of
+    steps actually run, so it ends full rather than looking interrupted.
     """
     with one_thread() if single_thread else contextlib.nullcontext():
         return _train(
