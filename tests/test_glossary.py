@@ -47,18 +47,6 @@ WRONG = {
     "키 값 캐시": "키-값 캐시",
 }
 
-# Notebooks other lessons' authors still have to bring in line (strict: remove an entry once fixed).
-KNOWN_OFFENDERS = {
-    "notebooks/01_seq2seq_bottleneck.ipynb",
-    "notebooks/03_layernorm_vs_batchnorm.ipynb",
-    "notebooks/07_multi_head_attention.ipynb",
-    "notebooks/08_transformer.ipynb",
-    "exercises/07_multi_head_attention.ipynb",
-    "exercises/09_training_and_inference.ipynb",
-    "solutions/07_multi_head_attention.ipynb",
-    "solutions/09_training_and_inference.ipynb",
-}
-
 
 def glossary() -> dict[str, str]:
     """English → Korean, parsed from the glossary table of lesson 00."""
@@ -113,15 +101,7 @@ NOTEBOOKS = sorted(
 )
 
 
-@pytest.mark.parametrize(
-    "rel",
-    [
-        pytest.param(rel, marks=pytest.mark.xfail(strict=True, reason="still uses a variant"))
-        if rel in KNOWN_OFFENDERS
-        else rel
-        for rel in NOTEBOOKS
-    ],
-)
+@pytest.mark.parametrize("rel", NOTEBOOKS)
 def test_notebook_uses_the_glossary_terms(rel):
     found = wrong_terms_in(ROOT / rel)
     assert not found, f"{rel} uses Korean terms that differ from the glossary: {found}"
