@@ -168,9 +168,16 @@ class _PeakTensorBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        inputs = {
+            a.untyped_storage().data_ptr()
+            for a in list(args) + list((kwargs or {}).values())
+            if isinstance(a, Tensor)
+        }
         for t in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(t, Tensor):
                 ptr = t.untyped_storage().data_ptr()
+                if ptr in inputs and ptr not in self.live:
+                    continue  # a view of (or in-place op on) a tensor made before the probe
                 if ptr not in self.live:
                     self.live[ptr] = t.untyped_storage().nbytes()
                     self.current += self.live[ptr]

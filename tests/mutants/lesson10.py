@@ -284,7 +284,7 @@ def train_step_manual_masked_mean(model, optimizer, scheduler, tokens, pad_id, m
     torch.nn.utils.clip_grad_norm_(list(model.parameters()), max_norm=max_grad_norm)
     optimizer.step()
     scheduler.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 @correct("train_step")
