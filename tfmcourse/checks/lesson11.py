@@ -275,7 +275,13 @@ def _huge_scores(g: torch.Generator, B: int, T: int, S: int, d: int, sign: float
 def check_online_softmax_attention(online_softmax_attention, *, seed: int = 0) -> None:
     name = "online_softmax_attention"
     g = generator(seed)
-    B, H, T, d, dv = 2, 3, int(torch.randint(3, 7, (1,), generator=g)), 8, 7  # d, dv != T: no shape coincidence
+    B, H, T, d, dv = (
+        2,
+        3,
+        int(torch.randint(3, 7, (1,), generator=g)),
+        8,
+        7,
+    )  # d, dv != T: no shape coincidence
     S = int(torch.randint(23, 40, (1,), generator=g))
     q, k, v = randn(B, H, T, d, g=g, scale=1.5), randn(B, H, S, d, g=g, scale=1.5), randn(B, H, S, dv, g=g)
     b = int(torch.randint(4, 9, (1,), generator=g))
