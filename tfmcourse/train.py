@@ -190,6 +190,23 @@ def perplexity(loss: float) -> float:
 # ---------------------------------------------------------------- one language-model step (lesson 10)
 
 
+def next_token_loss(model: nn.Module, tokens: Tensor, pad_id: int) -> Tensor:
+    """Mean cross-entropy (nats per token) of predicting ``tokens[:, 1:]`` from ``tokens[:, :-1]``.
+
+    Pad targets are ignored. Divide by ``ln 2`` for bits per token.
+
+    Shape:
+        tokens ``(B, T)`` long; ``model(tokens[:, :-1])`` returns ``(B, T-1, V)``; returns a scalar.
+    """
+    if tokens.dim() != 2 or tokens.shape[1] < 2:
+        raise ValueError(f"tokens must be (B, T) with T >= 2, got shape {tuple(tokens.shape)}")
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T-1) each
+    logits = model(inputs)  # (B, T-1, V)
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id
+    )
+
+
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -208,13 +225,7 @@ def train_step(
     Shape:
         tokens ``(B, T)`` long; ``model(tokens[:, :-1])`` returns ``(B, T-1, V)``.
     """
-    if tokens.dim() != 2 or tokens.shape[1] < 2:
-        raise ValueError(f"tokens must be (B, T) with T >= 2, got shape {tuple(tokens.shape)}")
-    inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T-1) each
-    logits = model(inputs)  # (B, T-1, V)
-    loss = nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id
-    )
+    loss = next_token_loss(model, tokens, pad_id)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
