@@ -112,17 +112,20 @@ class CausalSelfAttention(nn.Module):
         q = split_heads(self.q_proj(x), self.n_heads)  # (B, H, n, d_head)
         k = split_heads(self.k_proj(x), self.kv_heads)  # (B, G, n, d_head)
         v = split_heads(self.v_proj(x), self.kv_heads)  # (B, G, n, d_head)
-        if self.rope:
-            q, k = apply_rope(q, positions), apply_rope(k, positions)
+        if self.rope:  # q and k turn by the same angles: rotate them in one call
+            qk = apply_rope(torch.cat([q, k], dim=1), positions)  # (B, H+G, n, d_head)
+            q, k = qk[:, : self.n_heads], qk[:, self.n_heads :]
         if past_kv is not None:
             k = torch.cat([past_kv[0], k], dim=2)  # (B, G, P+n, d_head)
             v = torch.cat([past_kv[1], v], dim=2)  # (B, G, P+n, d_head)
         n, L = q.shape[2], k.shape[2]
-        # new query i sits at position L-n+i and may see keys 0 … L-n+i
-        mask = torch.ones(n, L, dtype=torch.bool, device=x.device).triu(L - n + 1)  # (n, L)
+        # new query i sits at position L-n+i and may see keys 0 … L-n+i (one new query sees them all)
+        mask = (
+            torch.ones(n, L, dtype=torch.bool, device=x.device).triu(L - n + 1) if n > 1 else None
+        )  # (n, L)
         group = self.n_heads // self.kv_heads
-        k_all = k.repeat_interleave(group, dim=1)  # (B, H, L, d_head)
-        v_all = v.repeat_interleave(group, dim=1)  # (B, H, L, d_head)
+        k_all = k.repeat_interleave(group, dim=1) if group > 1 else k  # (B, H, L, d_head)
+        v_all = v.repeat_interleave(group, dim=1) if group > 1 else v  # (B, H, L, d_head)
         context, _ = scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)  # (B, H, n, d_head)
         return self.out_proj(merge_heads(context)), (k, v)  # (B, n, D)
 
