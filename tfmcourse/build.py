@@ -111,7 +111,9 @@ def footer(solution_path: str) -> str:
             lines.append("**You have reached the end of the course.**")
         lines.append("")
         lines.append(
-            "Or go " + " · ".join(links) + ". `tfmcourse progress` shows what you have passed so far."
+            ("Or go " if nxt is not None else "Go ")
+            + " · ".join(links)
+            + ". `tfmcourse progress` shows what you have passed so far."
         )
         lines.append("")
     lines.append(
