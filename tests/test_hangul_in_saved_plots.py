@@ -91,11 +91,6 @@ def _saved_figure(path: Path, marker: str) -> np.ndarray:
 
 
 @pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
-@pytest.mark.xfail(
-    strict=True,
-    reason="pending: the saved outputs of lesson 09 predate its Hangul font (ticks still romanised); "
-    "remove this mark once the lesson is re-run",
-)
 def test_lesson_09_cross_attention_heatmap_draws_hangul_not_boxes():
     image = _saved_figure(LESSON_09, "def cross_attention")
     ok, hangul, tofu = hangul_drawn_not_boxes(image[: image.shape[0] // 8, : image.shape[1] // 2], TITLE)
