@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -13,8 +14,10 @@ from tfmcourse.workspace import (
     MARKER,
     WorkspaceError,
     find_workspace,
+    first_lesson,
     lab_command,
     sync,
+    sync_for_lab,
     workspace_dir,
 )
 
@@ -144,3 +147,62 @@ def test_sync_of_an_empty_edition_still_makes_a_workspace(tmp_path):
         (tmp_path / d).mkdir()
     report = sync(tmp_path)
     assert report.copied == [] and (tmp_path / "work" / MARKER).is_file()
+
+
+def test_lab_sync_of_the_korean_edition_also_brings_the_english_notebooks_it_links(course):
+    for rel in ("ko/notebooks/00_start_here.ipynb", "ko/exercises/01_a.ipynb"):
+        (course / rel).parent.mkdir(parents=True, exist_ok=True)
+        (course / rel).write_text("한국어")
+    english, korean = sync_for_lab(course, "ko")
+    assert english.workspace == course / "work" and korean.workspace == course / "work" / "ko"
+    assert (course / "work/notebooks/01_a.ipynb").read_text() == "lesson 01"
+    assert (course / "work/ko/notebooks/00_start_here.ipynb").read_text() == "한국어"
+    assert first_lesson("ko") == "ko/notebooks/00_start_here.ipynb" and first_lesson() == FIRST_LESSON
+    assert (course / "work" / first_lesson("ko")).is_file()
+    with pytest.raises(WorkspaceError, match="unknown course language 'fr'"):
+        first_lesson("fr")
+
+
+def _relative_links(path):
+    import nbformat
+
+    from tfmcourse.editions import _LINK
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for m in _LINK.finditer(cell.source):
+                target = m.group("target").partition("#")[0]
+                if target and not re.match(r"^([a-z][a-z0-9+.-]*:|/)", target, re.I):
+                    yield target
+
+
+def test_every_link_of_the_korean_edition_works_in_the_workspace_inside_the_lab_root(root, tmp_path):
+    """What a Korean notebook links to in the course, the learner's copy reaches in ``work/``."""
+    work = tmp_path / "work"
+    sync_for_lab(root, "ko", work)
+    korean = sorted((root / "ko").glob("*/*.ipynb"))
+    assert korean, "the Korean edition is built"
+    links = {
+        (nb.relative_to(root), target)
+        for nb in korean
+        for target in _relative_links(nb)
+        if (nb.parent / target).resolve().is_file()  # a link broken in the course itself is not ours
+    }
+    assert links, "Korean notebooks link each other"
+    broken = [
+        f"{rel} -> {target}"
+        for rel, target in sorted(links)
+        if not (work / rel.parent / target).resolve().is_file()
+        or work.resolve() not in (work / rel.parent / target).resolve().parents
+    ]
+    assert not broken, broken
+
+
+def test_korean_lesson_00_links_the_korean_lessons_and_exercises(root):
+    start = root / "ko" / "notebooks" / "00_start_here.ipynb"
+    links = {(start.parent / t).resolve() for t in _relative_links(start)}
+    for folder in ("notebooks", "exercises"):
+        for korean in (root / "ko" / folder).glob("[0-9]*.ipynb"):
+            if korean != start:
+                assert korean.resolve() in links, f"Korean lesson 00 does not link {korean.name} in Korean"

@@ -140,23 +140,29 @@ def _lab(args) -> int:
     import shutil
 
     from tfmcourse.build import find_root
-    from tfmcourse.workspace import WorkspaceError, lab_command, sync
+    from tfmcourse.workspace import WorkspaceError, first_lesson, lab_command, sync_for_lab, workspace_dir
 
     try:
-        report = sync(find_root(), lang=args.lang)
+        course = find_root()
+        reports = sync_for_lab(course, lang=args.lang)
     except (WorkspaceError, FileNotFoundError) as exc:
         print(f"tfmcourse lab: {exc}", file=sys.stderr)
         return 2
-    print(report.summary(), flush=True)
+    for report in reports:
+        print(report.summary(), flush=True)
     if args.sync_only:
         return 0
     extra = args.lab_args[1:] if args.lab_args[:1] == ["--"] else args.lab_args
     jupyter = Path(sys.executable).parent / "jupyter"
+    root = workspace_dir(course, "en")  # holds every edition, so links between editions work
     cmd = lab_command(
-        jupyter if jupyter.exists() else shutil.which("jupyter") or "jupyter", report.workspace, extra
+        jupyter if jupyter.exists() else shutil.which("jupyter") or "jupyter",
+        root,
+        extra,
+        first_lesson(args.lang),
     )
-    print("starting JupyterLab in", report.workspace, "(stop it with Ctrl+C)", flush=True)
-    os.chdir(report.workspace)
+    print("starting JupyterLab in", root, "(stop it with Ctrl+C)", flush=True)
+    os.chdir(root)
     os.execvp(cmd[0], cmd)
 
 

@@ -10,7 +10,10 @@ copied. :func:`lab_command` is how ``make lab`` starts JupyterLab, rooted at
 the workspace and opened on the first lesson.
 
 A Korean edition, when built, lives in ``ko/notebooks`` and ``ko/exercises``;
-``lang="ko"`` copies those into ``work/ko/``.
+``lang="ko"`` copies those into ``work/ko/``, so ``work/`` mirrors the course's
+own layout. A Korean notebook may link an English-only one (``../../notebooks/…``):
+:func:`sync_for_lab` therefore also syncs the English edition into ``work/``,
+and JupyterLab is rooted at ``work/`` whatever the edition.
 """
 
 from __future__ import annotations
@@ -132,9 +135,31 @@ def find_workspace(start: Path | None = None) -> Path | None:
     return None
 
 
-def lab_command(jupyter: str | Path, workspace: Path, extra: list[str] = ()) -> list[str]:
-    """The JupyterLab command line: rooted at the workspace, opened on the first lesson.
+def sync_for_lab(course: Path, lang: str = "en", work: Path | None = None) -> list[SyncReport]:
+    """Sync the edition's workspace and, for another edition, the English one its links reach.
+
+    ``work`` replaces ``work/`` (the edition goes in its subfolder, as in the course).
+    Returns the reports, the edition's own last.
+    """
+    edition_root(course, lang)  # fail before copying anything if the edition is not built
+    english = None if work is None else Path(work)
+    edition = None if work is None else Path(work) / EDITIONS[lang]
+    first = [] if lang == "en" else [sync(course, "en", english)]
+    return [*first, sync(course, lang, edition)]
+
+
+def first_lesson(lang: str = "en") -> str:
+    """The first lesson of an edition, relative to ``work/`` (where JupyterLab is rooted)."""
+    if lang not in EDITIONS:
+        raise WorkspaceError(f"unknown course language {lang!r}: choose one of {', '.join(EDITIONS)}")
+    return f"{EDITIONS[lang]}/{FIRST_LESSON}" if EDITIONS[lang] else FIRST_LESSON
+
+
+def lab_command(
+    jupyter: str | Path, workspace: Path, extra: list[str] = (), lesson: str = FIRST_LESSON
+) -> list[str]:
+    """The JupyterLab command line: rooted at the workspace, opened on ``lesson`` (relative to it).
 
     Run it with the workspace as the current folder.
     """
-    return [str(jupyter), "lab", f"--ServerApp.root_dir={Path(workspace).resolve()}", *extra, FIRST_LESSON]
+    return [str(jupyter), "lab", f"--ServerApp.root_dir={Path(workspace).resolve()}", *extra, lesson]
