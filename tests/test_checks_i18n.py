@@ -211,3 +211,23 @@ def test_a_notebook_language_comes_from_its_setup_line_else_its_path(tmp_path):
     assert (
         notebook_language(None, tmp_path / "ko" / "homework.ipynb") == "en"
     )  # a folder named ko is not enough
+
+
+def test_the_korean_exercise_notebooks_select_korean_with_their_setup_cell():
+    from tfmcourse import editions, nbtools
+
+    cell = editions.language_setup_cell("ko")
+    assert notebook_language(_nb(cell.source)) == "ko"
+    korean = sorted((ROOT / "ko" / "exercises").glob("*.ipynb"))
+    assert korean, "the Korean edition has exercise notebooks"
+    for path in korean:
+        nb = nbtools.read(path)
+        assert notebook_language(nb) == "ko", path.name
+        namespace: dict = {}
+        try:
+            exec(cell.source, namespace)  # the cell as a learner runs it
+            assert current_language() == "ko"
+        finally:
+            use_language("en")
+    for path in sorted((ROOT / "exercises").glob("*.ipynb")):
+        assert notebook_language(nbtools.read(path)) == "en", path.name
