@@ -28,7 +28,7 @@ from tfmcourse.checks.hints import next_hint
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = ROOT / "tfmcourse" / "checks"
-CATALOGUE = ROOT / "po" / "ko" / "checks.po"
+CATALOGUE = ROOT / "po" / "ko" / "checks.po"  # also the progress table's texts
 
 # keyword arguments and positional slots whose literal strings are translated where they are shown
 LITERAL_KEYWORDS = {"what", "case", "hint"}
@@ -46,7 +46,7 @@ def code_msgids() -> dict[str, str]:
     literal arguments that the check helpers translate (``what=``, ``case=``, ``hint=``, …).
     """
     found: dict[str, str] = {}
-    for path in sorted(CHECKS.glob("*.py")):
+    for path in [*sorted(CHECKS.glob("*.py")), ROOT / "tfmcourse" / "progress.py"]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
