@@ -231,3 +231,39 @@ def test_the_korean_exercise_notebooks_select_korean_with_their_setup_cell():
             use_language("en")
     for path in sorted((ROOT / "exercises").glob("*.ipynb")):
         assert notebook_language(nbtools.read(path)) == "en", path.name
+
+
+def _outcome(check, impl) -> tuple[str, str]:
+    try:
+        check(impl)
+    except CheckFailed as exc:
+        return type(exc).__name__, str(exc)
+    return "passed", ""
+
+
+def _mutants():
+    from tests.mutants import load_all
+
+    return load_all()
+
+
+@pytest.mark.parametrize(
+    "mutant", _mutants(), ids=lambda m: f"{m.exercise}-{'ok' if m.correct else 'bad'}-{m.label}"
+)
+def test_a_check_judges_alike_in_korean_and_names_the_same_mistake(mutant, capsys):
+    """Messages only: the language never changes what a check accepts, and a named mistake stays named."""
+    from tfmcourse.checks import EXERCISES
+
+    check = EXERCISES[mutant.exercise].check
+    english, english_message = _outcome(check, mutant.impl)
+    with language("ko"):
+        korean, korean_message = _outcome(check, mutant.impl)
+    assert korean == english
+    out = capsys.readouterr().out
+    if english == "passed":
+        assert "정답입니다" in out
+        return
+    assert korean_message.startswith(f"{mutant.exercise}: ") and re.search(r"[가-힣]", korean_message)
+    named = [m.description for m in MISTAKES.get(mutant.exercise, []) if m.description in english_message]
+    for description in named:
+        assert _i18n.catalogue("ko")[description] in korean_message, description

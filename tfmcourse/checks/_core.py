@@ -81,6 +81,7 @@ class CheckFailed(AssertionError):
     """
 
     learner_error: BaseException | None = None
+    learner_summary: str = ""
     status = "failed"
 
     def lines(self, color: bool = True) -> list[str]:
@@ -218,6 +219,7 @@ def call(name: str, impl: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except Exception as exc:  # the learner's code crashed: say where, don't show our traceback
         failure = CheckFailed(tr("{name}: calling it raised {error}", name=name, error=_summary(exc)))
         failure.learner_error = exc  # shown with the learner's frames only
+        failure.learner_summary = f"{type(exc).__name__}: {exc}"  # the same in every language
         raise failure from None
 
 
