@@ -293,7 +293,7 @@ def check_batch_norm(batch_norm, *, seed: int = 0) -> None:
         if i == 0:
             # 2. a hand-checkable case once the shapes are known to work
             hx, hg, hb, want = _hand_case()
-            hgot = _run(name, batch_norm, hx, hg, hb, 3.0, "for x = [[1.], [3.]] with eps=3")
+            hgot = _run(name, batch_norm, hx, hg, hb, 3.0, N_("for x = [[1.], [3.]] with eps=3"))
             assert_close(
                 name,
                 hgot,
@@ -306,7 +306,7 @@ def check_batch_norm(batch_norm, *, seed: int = 0) -> None:
     # 3. invariants: each channel of the output has mean beta; one sample depends on the others
     x = _data((6, 5, 7), g)
     gamma, beta = _affine(7, g)
-    got = _run(name, batch_norm, x, gamma, beta, 1e-5, "for a (6, 5, 7) input")
+    got = _run(name, batch_norm, x, gamma, beta, 1e-5, N_("for a (6, 5, 7) input"))
     require(
         torch.allclose(got.mean(dim=(0, 1)), beta, atol=1e-4),
         name,
@@ -357,7 +357,7 @@ def check_layer_norm(layer_norm, *, seed: int = 0) -> None:
                 hg.expand(2).clone(),
                 hb.expand(2).clone(),
                 3.0,
-                "for x = [[1., 3.]] with eps=3",
+                N_("for x = [[1., 3.]] with eps=3"),
             )
             assert_close(
                 name,
@@ -371,8 +371,8 @@ def check_layer_norm(layer_norm, *, seed: int = 0) -> None:
     # invariants: a token's output depends on that token only (batch size 1 works, other samples don't matter)
     x = _data((4, 5, 8), g)
     gamma, beta = _affine(8, g)
-    full = _run(name, layer_norm, x, gamma, beta, 1e-5, "for a (4, 5, 8) input")
-    alone = _run(name, layer_norm, x[2:3, 1:2].clone(), gamma, beta, 1e-5, "for a single token (1, 1, 8)")
+    full = _run(name, layer_norm, x, gamma, beta, 1e-5, N_("for a (4, 5, 8) input"))
+    alone = _run(name, layer_norm, x[2:3, 1:2].clone(), gamma, beta, 1e-5, N_("for a single token (1, 1, 8)"))
     require(
         torch.allclose(alone[0, 0], full[2, 1], rtol=1e-4, atol=1e-5),
         name,

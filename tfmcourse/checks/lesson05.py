@@ -297,8 +297,11 @@ def check_sinusoidal_positional_encoding(sinusoidal_positional_encoding, *, seed
         )
     passed(
         name,
-        f"interleaved sin/cos with rates 1/10000^(2i/d), positions from 0, for "
-        f"{', '.join(f'({a}, {b})' for a, b in cases)}; odd d_model raises ValueError",
+        tr(
+            "interleaved sin/cos with rates 1/10000^(2i/d), positions from 0, for {sizes}; "
+            "odd d_model raises ValueError",
+            sizes=", ".join(f"({a}, {b})" for a, b in cases),
+        ),
     )
 
 

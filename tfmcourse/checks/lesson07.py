@@ -515,13 +515,13 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
                 q, k, v, attn_mask=t_am, key_padding_mask=kpm, need_weights=True, average_attn_weights=False
             )
         margs, mkw = (params, q, k, v), {"attn_mask": am, "key_padding_mask": kpm}
-        for what, got_t, want, pick in (("out", out, ref_out, 0), ("attention weights", w, ref_w, 1)):
+        for what, got_t, want, pick in (("out", out, ref_out, 0), (N_("attention weights"), w, ref_w, 1)):
             assert_close(
                 name,
                 got_t,
                 want,
                 what=what,
-                case=f"({label})",
+                case=f"({tr(label)})",
                 mistake_args=margs,
                 mistake_kwargs=mkw,
                 mistake_pick=lambda r, i=pick: r[i],
@@ -542,14 +542,14 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
             out[seen],
             t_out[seen],
             what="out (vs torch.nn.MultiheadAttention with the same weights, queries that see a key)",
-            case=f"({label})",
+            case=f"({tr(label)})",
         )
         assert_close(
             name,
             w.transpose(1, 2)[seen],
             t_w.transpose(1, 2)[seen],
             what="weights (vs torch.nn.MultiheadAttention, average_attn_weights=False)",
-            case=f"({label})",
+            case=f"({tr(label)})",
         )
     q, k, v = randn(2, 5, D, g=g), randn(2, 7, D, g=g), randn(2, 7, D, g=g)
     got = call(name, mha, q, k, v, _no_grad=True)
