@@ -373,6 +373,23 @@ def test_links_in_korean_notebooks_resolve(path):
         assert (path.parent / target).resolve().exists(), f"{target} does not exist"
 
 
+@pytest.mark.parametrize("path", KOREAN_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_emphasis_in_korean_notebooks_renders(path):
+    """CommonMark closes ``*``/``**`` only if what follows is space or punctuation: ``**✓**로`` or
+    ``*등변(…)*이어서`` shows its asterisks. Render every Korean cell and look for stray ones."""
+    import mistune
+
+    render = mistune.create_markdown()
+    for cell in nbtools.read(path).cells:
+        if cell.cell_type != "markdown":
+            continue
+        html = render(cell.source)
+        html = re.sub(r"<code>.*?</code>|<pre>.*?</pre>", "", html, flags=re.S)
+        html = re.sub(r"\$\$.*?\$\$|\$[^$\n]*\$", "", html, flags=re.S)
+        stray = [html[max(0, m.start() - 30) : m.end() + 30] for m in re.finditer(r"\*", html)]
+        assert not stray, f"cell {cell.id}: emphasis left open around {stray[0]!r}"
+
+
 def test_build_check_catches_an_english_edit_on_a_copy_of_the_course(tmp_path):
     for folder in ("notebooks", "exercises", "solutions", "po", "ko"):
         shutil.copytree(ROOT / folder, tmp_path / folder)

@@ -52,9 +52,9 @@ def test_lessons_and_solutions_are_committed_executed_in_order(path):
     assert counts == sorted(counts), "cells were run out of order: use Restart & Run All (`tfmcourse run`)"
 
 
-def test_the_ten_lessons_exist_in_order():
+def test_the_twelve_lessons_exist_in_order():
     names = [p.name for p in LESSONS]
-    assert [n[:2] for n in names] == [f"{i:02d}" for i in range(10)], names
+    assert [n[:2] for n in names] == [f"{i:02d}" for i in range(12)], names
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)

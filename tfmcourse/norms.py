@@ -114,3 +114,38 @@ class SequenceBatchNorm(nn.Module):
         if x.dim() != 3:
             raise ValueError(f"SequenceBatchNorm expects (B, T, C), got shape {tuple(x.shape)}")
         return self.bn(x.transpose(1, 2)).transpose(1, 2)  # (B, T, C)
+
+
+def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-6) -> Tensor:
+    """Root-mean-square normalisation over the last axis: ``x / sqrt(mean(x²) + eps) * weight``.
+
+    Layer norm without the mean subtraction and without the shift ``beta``:
+    it rescales each token to unit root-mean-square but does not centre it.
+    Equal to ``torch.nn.functional.rms_norm(x, (D,), weight, eps)``.
+
+    Shape:
+        x ``(..., D)``; weight ``(D,)``; returns the shape of ``x``.
+    """
+    if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() < 1:
+        raise TypeError(f"rms_norm: x must be a floating-point tensor (..., D), got {type(x).__name__}")
+    if not isinstance(weight, Tensor) or tuple(weight.shape) != (x.shape[-1],):
+        got = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
+        raise ValueError(f"rms_norm: weight must have shape ({x.shape[-1]},) (x's last axis), got {got}")
+    mean_square = x.pow(2).mean(dim=-1, keepdim=True)  # (..., 1)
+    return x * torch.rsqrt(mean_square + eps) * weight
+
+
+class RMSNorm(nn.Module):
+    """:func:`rms_norm` with a learned ``weight`` (initialised to ones), like ``nn.RMSNorm``.
+
+    Shape:
+        x ``(..., d_model)``; returns the same shape.
+    """
+
+    def __init__(self, d_model: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return rms_norm(x, self.weight, self.eps)

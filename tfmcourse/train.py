@@ -212,3 +212,51 @@ def _end_bar(bar, steps_run: int) -> None:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------- one language-model step (lesson 10)
+
+
+def next_token_loss(model: nn.Module, tokens: Tensor, pad_id: int) -> Tensor:
+    """Mean cross-entropy (nats per token) of predicting ``tokens[:, 1:]`` from ``tokens[:, :-1]``.
+
+    Pad targets are ignored. Divide by ``ln 2`` for bits per token.
+
+    Shape:
+        tokens ``(B, T)`` long; ``model(tokens[:, :-1])`` returns ``(B, T-1, V)``; returns a scalar.
+    """
+    if tokens.dim() != 2 or tokens.shape[1] < 2:
+        raise ValueError(f"tokens must be (B, T) with T >= 2, got shape {tuple(tokens.shape)}")
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T-1) each
+    logits = model(inputs)  # (B, T-1, V)
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id
+    )
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    tokens: Tensor,
+    pad_id: int,
+    max_grad_norm: float = 1.0,
+) -> float:
+    """One step of next-token training; returns the loss before the step.
+
+    Position ``t`` of ``tokens[:, :-1]`` is scored on ``tokens[:, t + 1]``
+    (cross-entropy; pad targets ignored). Then, in this order: clear the
+    gradients, backward, clip the global gradient norm to ``max_grad_norm``,
+    ``optimizer.step()``, ``scheduler.step()`` (if a scheduler is given).
+
+    Shape:
+        tokens ``(B, T)`` long; ``model(tokens[:, :-1])`` returns ``(B, T-1, V)``.
+    """
+    loss = next_token_loss(model, tokens, pad_id)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.item()

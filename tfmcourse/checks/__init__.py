@@ -18,6 +18,8 @@ from tfmcourse.checks import (  # noqa: F401
     lesson07,
     lesson08,
     lesson09,
+    lesson10,
+    lesson11,
 )
 from tfmcourse.checks._core import (
     EXERCISES,

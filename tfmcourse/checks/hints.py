@@ -203,6 +203,53 @@ HINTS: dict[str, tuple[str, ...]] = {
         "    nxt = torch.where(done, pad_id, nxt); ys = torch.cat([ys, nxt[:, None]], 1)\n"
         "    done |= nxt == eos_id\n    if done.all(): break\nreturn ys[:, 1:]",
     ),
+    # lesson 10
+    "rms_norm": (
+        "RMSNorm is layer norm without the centring and without beta: divide each token's features by their "
+        "root mean square, then multiply by the per-feature weight.",
+        "The statistic is over the last axis only: x.pow(2).mean(dim=-1, keepdim=True). eps goes inside the "
+        "square root, as in lesson 03's layer norm.",
+        "return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight",
+    ),
+    "apply_rope": (
+        "Each pair of features (x[2i], x[2i+1]) is a point in the plane; the vector at position p turns each "
+        "pair by the angle p·ω_i, with lesson 05's frequencies ω_i = base^(−2i/d).",
+        "Build the angles as an outer product positions[:, None] * ω[None, :] of shape (T, d/2); take "
+        "a = x[..., 0::2], b = x[..., 1::2]; the rotated pair is (a cos − b sin, a sin + b cos). Check d is even first.",
+        "torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2) puts the pairs back in columns 2i, 2i+1.",
+    ),
+    "next_token_distribution": (
+        "Filtering means setting the logits of dropped tokens to -inf before one final softmax, so kept tokens "
+        "are renormalised automatically and dropped ones get exactly 0. Order: temperature, top-k, top-p.",
+        "top-k: compare with the k-th largest value (scaled.topk(k).values[..., -1:]) so ties are kept. top-p: "
+        "softmax what top-k left, sort descending, and keep a token while the mass *before* it is < top_p.",
+        "keep_sorted = sorted_p.cumsum(-1) - sorted_p < top_p; map back with "
+        "torch.zeros_like(keep).scatter(-1, order, keep_sorted); temperature 0 → F.one_hot(logits.argmax(-1), V).",
+    ),
+    "train_step": (
+        "Next-token training scores position t on the token at t + 1: the model reads tokens[:, :-1] and the "
+        "targets are tokens[:, 1:]. Pads are not targets.",
+        "F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=pad_id); then the usual order: "
+        "optimizer.zero_grad(), loss.backward(), clip, optimizer.step(), scheduler.step().",
+        "torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm) between backward and optimizer.step(); "
+        "return loss.item().",
+    ),
+    # lesson 11
+    "attend_with_cache": (
+        "The cache holds the keys and values of every earlier position; the new position adds its own, and its "
+        "one query attends over all of them — no mask, because the cache contains only the past and itself.",
+        "Concatenate on the time axis, dim 2: K = torch.cat([cache[0], k_new], dim=2) (or just k_new when cache "
+        "is None); then softmax(q Kᵀ / sqrt(d)) over the last axis.",
+        "weights = torch.softmax(q @ K.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1); return weights @ V, (K, V)",
+    ),
+    "online_softmax_attention": (
+        "softmax(s)·v = Σ exp(s_j − m) v_j / Σ exp(s_j − m) for any m; keep the running max m, the running "
+        "denominator l and the running numerator acc, and fix up old sums when m grows.",
+        "Loop for start in range(0, S, block_size) with k[..., start:start + block_size, :] (the last block may be "
+        "shorter). Start with m = -inf, l = 0, acc = 0 shaped (..., T, 1), (..., T, 1), (..., T, dv).",
+        "m_new = torch.maximum(m, scores.amax(-1, keepdim=True)); c = torch.exp(m - m_new); p = torch.exp(scores - "
+        "m_new); l = l * c + p.sum(-1, keepdim=True); acc = acc * c + p @ v_block; at the end return acc / l.",
+    ),
 }
 
 _shown: dict[str, int] = {}

@@ -390,9 +390,17 @@ def check_noam_lr(noam_lr, *, seed: int = 0) -> None:
             table = ", ".join(f"{s2}: {b2:.4g}" for s2, b2 in zip(steps[:5], want[:5]))
             raise CheckFailed(
                 _with_mistake(
-                    f"{name}: wrong rate at step {s} (d_model={d_model}, warmup_steps={warmup}, "
-                    f"factor={factor:.3f}): expected {b:.6g}, got {a:.6g}.\n"
-                    f"  expected at steps {table}, …",
+                    tr(
+                        "{name}: wrong rate at step {s} (d_model={d_model}, warmup_steps={warmup}, factor={factor:.3f}): expected {b:.6g}, got {a:.6g}.\n  expected at steps {table}, …",
+                        name=name,
+                        s=s,
+                        d_model=d_model,
+                        warmup=warmup,
+                        factor=factor,
+                        b=b,
+                        a=a,
+                        table=table,
+                    ),
                     found,
                 )
             )
@@ -401,7 +409,12 @@ def check_noam_lr(noam_lr, *, seed: int = 0) -> None:
     require(
         math.isclose(default, want_default, rel_tol=1e-4),
         name,
-        f"with the default factor (1.0) at step {3 * warmup}: expected {want_default:.6g}, got {default:.6g}",
+        tr(
+            "with the default factor (1.0) at step {at_step}: expected {want_default:.6g}, got {default:.6g}",
+            at_step=3 * warmup,
+            want_default=want_default,
+            default=default,
+        ),
     )
     # step 0: LambdaLR evaluates the multiplier at step 0 when it is created
     try:
@@ -426,7 +439,11 @@ def check_noam_lr(noam_lr, *, seed: int = 0) -> None:
     require(
         0.0 <= zero <= want[1] * (1 + 1e-4),
         name,
-        f"at step 0 it returns {zero:.4g}; expected 0 or the value of step 1 ({want[1]:.4g})",
+        tr(
+            "at step 0 it returns {zero:.4g}; expected 0 or the value of step 1 ({step_1_value:.4g})",
+            zero=zero,
+            step_1_value=want[1],
+        ),
     )
     peak = max(range(len(steps)), key=lambda i: got[i])
     require(
