@@ -1,6 +1,6 @@
 """Implementations of the lesson 08 exercises, right and wrong, written independently of tfmcourse.
 
-They need a multi-head attention with the SPEC's submodule names (q_proj, k_proj,
+They need a multi-head attention with the contract's submodule names (q_proj, k_proj,
 v_proj, out_proj); two are written here (einsum with -inf filling, and torch's
 F.scaled_dot_product_attention with the mask converted to its "allowed" sense).
 """
