@@ -6,6 +6,14 @@ passed through :func:`tr` when it is shown. The English text is the ``msgid`` of
 gettext catalogue; ``tr`` returns its translation in the current language (the
 English text itself when there is none) with the ``{fields}`` filled in.
 
+Literals that a helper translates where it shows them (``what=``, ``case=``,
+``hint=``, a ``require`` message, a ✓ detail, case labels marked with
+:func:`N_`) are msgids too. Changing or adding an English message makes
+``tests/test_checks_i18n.py`` name the msgid that lacks a reviewed Korean text
+in ``po/ko/checks.po`` (any PO editor can add it); a catalogue entry no code
+uses fails the same test. Messages never change a verdict: checks decide on
+values, never on the text of a message.
+
 The current language belongs to the kernel process only: a Korean exercise
 notebook starts with ``use_language("ko")``, and a grader renders one report in
 a language with ``with language("ko"): …``. Nothing is written to disk.
