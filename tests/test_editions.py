@@ -345,8 +345,17 @@ def test_the_korean_edition_is_up_to_date():
 
 @pytest.mark.parametrize("path", KOREAN_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_korean_code_cells_are_the_english_ones(path):
-    """So the English nbval run proves the Korean notebook too: only markdown differs."""
+    """So the English nbval run proves the Korean notebook too: only markdown differs, and an
+    exercise notebook has one code cell more, the setup line that makes its checks speak Korean."""
     ko, en = nbtools.read(path), nbtools.read(ROOT / path.parent.name / path.name)
+    setup = [c for c in ko.cells if c.get("id") == editions.SETUP_CELL_ID]
+    if path.parent.name == "exercises":
+        assert setup == [editions.language_setup_cell("ko")], "one setup cell, exactly as the build writes it"
+        first_code = next(c for c in ko.cells if c.cell_type == "code")
+        assert first_code is setup[0], "the setup cell runs before any check"
+        ko.cells.remove(setup[0])
+    else:
+        assert not setup, "lessons have no setup cell"
     assert [c.cell_type for c in ko.cells] == [c.cell_type for c in en.cells]
     for k, e in zip(ko.cells, en.cells):
         if e.cell_type == "code":
@@ -476,7 +485,13 @@ def test_the_glossary_is_read_from_lesson_00():
     assert _glossary_mismatches("`self_attention(x)`", "코드", terms) == []
 
 
-@pytest.mark.parametrize("cat", sorted((ROOT / "po" / "ko").rglob("*.po")), ids=lambda p: p.name)
+# the notebooks' catalogues (the checks' catalogue, whose code is not in backticks, has its own test)
+NOTEBOOK_CATALOGUES = sorted(
+    p for folder in editions.SOURCES for p in (ROOT / "po" / "ko" / folder).glob("*.po")
+)
+
+
+@pytest.mark.parametrize("cat", NOTEBOOK_CATALOGUES, ids=lambda p: p.name)
 def test_translations_use_the_glossary_terms(cat):
     terms = _glossary()
     wrong = {

@@ -89,3 +89,56 @@ def test_exercise_numbers_match_the_stubs_of_every_exercise_notebook(root):
         assert home, f"{path.name} has no definition of {name}"
         number = progress.exercise_number(name)
         assert f"Exercise {number}:" in home[0], f"{name} is numbered {number}, its stub says otherwise"
+
+
+@pytest.fixture
+def korean_workspace(tmp_path, monkeypatch):
+    """A course with both editions, and the learner's Korean workspace work/ko/ made from it."""
+    course = tmp_path / "course"
+    for d in ("notebooks", "exercises", "solutions", "tfmcourse", "ko/notebooks", "ko/exercises"):
+        (course / d).mkdir(parents=True)
+    for d in ("notebooks", "exercises", "ko/notebooks", "ko/exercises"):
+        (course / d / "06_x.ipynb").write_text("{}")
+    sync(course)
+    work = sync(course, "ko").workspace
+    assert work == course / "work" / "ko"
+    monkeypatch.chdir(work / "exercises")
+    return work
+
+
+def test_checks_run_in_a_korean_workspace_are_shown_in_korean(korean_workspace):
+    from tfmcourse.checks import language
+
+    with language("ko"):  # what the setup cell of a Korean exercise notebook does
+        check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).triu(1))
+    assert progress.load(korean_workspace)["causal_mask"]["status"] == "passed"
+    assert progress.workspace_language(korean_workspace) == "ko"
+    table = progress.render(korean_workspace)
+    assert "06강   3개 중 1개 통과" in table and "✓ 6.1   causal_mask" in table
+    assert "아직 안 함" in table and f"연습 문제 {len(EXERCISES)}개 중 1개를 통과했습니다." in table
+    assert "passed" not in table.replace("1개 통과", "")
+    english = progress.render(korean_workspace, "en")
+    assert "Lesson 06   1/3 passed" in english and not any("가" <= ch <= "힣" for ch in english)
+
+
+def test_progress_command_follows_the_language(korean_workspace):
+    course = korean_workspace.parent.parent
+
+    def run(*args, cwd):
+        return subprocess.run(
+            [sys.executable, "-m", "tfmcourse", "progress", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    progress.record("causal_mask", "failed")
+    mine = run(cwd=korean_workspace / "exercises")  # inside work/ko: the workspace's own language
+    assert "✗ 6.1   causal_mask" in mine and "실패" in mine
+    asked = run("--lang", "ko", cwd=course)  # from the course folder: work/ko, not the English work/
+    assert "✗ 6.1   causal_mask" in asked and "06강   3개 중 0개 통과" in asked
+    english = run(cwd=course)  # the English workspace has no record
+    assert "· 6.1   causal_mask" in english and "Lesson 06   0/3 passed" in english
+    forced = run("--lang", "en", "--workspace", str(korean_workspace), cwd=course)
+    assert "✗ 6.1   causal_mask" in forced and "failed" in forced

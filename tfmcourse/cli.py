@@ -170,15 +170,23 @@ def _progress(args) -> int:
     from tfmcourse import progress
     from tfmcourse.workspace import find_workspace
 
+    def other_edition(work):  # --lang ko asks for the Korean workspace, not the English one around it
+        return args.lang and not args.workspace and progress.workspace_language(work) != args.lang
+
     workspace = find_workspace(Path(args.workspace) if args.workspace else None)
+    if other_edition(workspace):
+        workspace = None
     if workspace is None and not args.workspace:
         from tfmcourse.build import find_root
+        from tfmcourse.workspace import WorkspaceError, workspace_dir
 
         try:
-            workspace = find_workspace(find_root() / "work")
-        except FileNotFoundError:
+            workspace = find_workspace(workspace_dir(find_root(), args.lang or "en"))
+        except (FileNotFoundError, WorkspaceError):
             workspace = None
-    print(progress.render(workspace))
+        if other_edition(workspace):
+            workspace = None
+    print(progress.render(workspace, args.lang))
     return 0
 
 
@@ -292,6 +300,11 @@ def parser() -> argparse.ArgumentParser:
         "progress", help="show, per lesson and exercise, what passes, fails or is not attempted"
     )
     pr.add_argument("--workspace", help="the workspace folder (default: the one you are in, else work/)")
+    pr.add_argument(
+        "--lang",
+        choices=("en", "ko"),
+        help="the language of the table, and of the workspace to read (default: the workspace's own)",
+    )
     pr.set_defaults(func=_progress)
     return p
 

@@ -25,6 +25,11 @@ and their outputs shared byte for byte, and relative links adjusted so that
 they reach the Korean notebook when one exists and the English file otherwise.
 A notebook without a catalogue has no Korean edition yet, which is not an
 error; a catalogue with an untranslated or fuzzy entry is.
+
+An exercise notebook's edition gets one code cell more, before its first code
+cell: the setup line that makes the checks, hints and progress speak the
+edition's language (:func:`language_setup_cell`). It is the only code that
+differs from the English notebook.
 """
 
 from __future__ import annotations
@@ -62,6 +67,21 @@ def edition_path(root: Path, english: Path, lang: str = LANG) -> Path:
 
 def english_notebooks(root: Path) -> list[Path]:
     return [p for folder in SOURCES for p in sorted((Path(root) / folder).glob("*.ipynb"))]
+
+
+SETUP_CELL_ID = "language-setup"
+SETUP_COMMENTS = {"ko": "채점 메시지, 알려진 실수, 힌트를 한국어로 보여 줍니다"}
+
+
+def language_setup_cell(lang: str = LANG) -> nbformat.NotebookNode:
+    """The code cell that selects ``lang`` for the checks of an exercise notebook."""
+    comment = SETUP_COMMENTS.get(lang, "")
+    source = f'from tfmcourse.checks import use_language\n\nuse_language("{lang}")' + (
+        f"  # {comment}" if comment else ""
+    )
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = SETUP_CELL_ID
+    return cell
 
 
 def _translatable(cell) -> bool:
@@ -196,6 +216,9 @@ def translated_notebook(
         if e is None or not e.msgstr.strip() or "fuzzy" in e.flags:
             raise ValueError(f"{english_rel} cell {cell.id}: no current translation")
         cell.source = relink(e.msgstr, english_rel, has_edition, lang)
+    if english_rel.startswith("exercises/"):
+        first_code = next((i for i, c in enumerate(out.cells) if c.cell_type == "code"), len(out.cells))
+        out.cells.insert(first_code, language_setup_cell(lang))
     meta = dict(out.metadata.get("tfmcourse", {}))
     meta["edition"] = {"language": lang, "translated_from": english_rel}
     if "cells_sha256" in meta:  # exercise notebooks: lets `build` tell a learner's edits apart

@@ -5,6 +5,9 @@ see :mod:`tfmcourse.workspace`), its outcome — passed, failed or not attempted
 is written to a small JSON file there, ``.tfmcourse-progress.json``. Nothing is
 recorded anywhere else (not in the repository, not while grading), so the
 course's own files stay clean. ``tfmcourse progress`` and lesson 00 read it.
+
+The table speaks the workspace's language: a Korean workspace (``work/ko/``,
+made by ``make lab COURSE_LANG=ko``) shows it in Korean, like its checks.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import os
 import time
 from pathlib import Path
 
-from tfmcourse.workspace import find_workspace
+from tfmcourse.checks._i18n import N_, language, tr
+from tfmcourse.workspace import MARKER, find_workspace
 
 PROGRESS_FILE = ".tfmcourse-progress.json"
-STATUSES = ("passed", "failed", "not attempted")
+STATUSES = (N_("passed"), N_("failed"), N_("not attempted"))
 SYMBOLS = {"passed": "✓", "failed": "✗", "not attempted": "·"}
 
 
@@ -71,10 +75,26 @@ def rows(workspace: Path | None) -> list[tuple[int, str, str, str]]:
     return out
 
 
-def render(workspace: Path | None) -> str:
-    """A plain-text table of the learner's progress, lesson by lesson."""
+def workspace_language(workspace: Path | None) -> str:
+    """The edition a workspace was made from (``"en"`` or ``"ko"``), from its marker file."""
+    try:
+        marker = json.loads((Path(workspace) / MARKER).read_text(encoding="utf-8")) if workspace else {}
+    except (FileNotFoundError, json.JSONDecodeError):
+        marker = {}
+    lang = marker.get("lang", "en") if isinstance(marker, dict) else "en"
+    return lang if lang in ("en", "ko") else "en"
+
+
+def render(workspace: Path | None, lang: str | None = None) -> str:
+    """A plain-text table of the learner's progress, lesson by lesson, in ``lang``
+    (default: the language of the workspace)."""
+    with language(lang or workspace_language(workspace)):
+        return _render(workspace)
+
+
+def _render(workspace: Path | None) -> str:
     if workspace is None:
-        return (
+        return tr(
             "No workspace found: progress is recorded when you run the exercises from the copy "
             "that `make lab` makes in work/."
         )
@@ -83,14 +103,21 @@ def render(workspace: Path | None) -> str:
     for lesson in sorted({r[0] for r in table}):
         mine = [r for r in table if r[0] == lesson]
         n_passed = sum(r[3] == "passed" for r in mine)
-        lines.append(f"Lesson {lesson:02d}   {n_passed}/{len(mine)} passed")
+        lines.append(
+            tr(
+                "Lesson {lesson:02d}   {passed}/{total} passed",
+                lesson=lesson,
+                passed=n_passed,
+                total=len(mine),
+            )
+        )
         for _, number, name, status in mine:
-            lines.append(f"  {SYMBOLS[status]} {number:<5} {name:<30} {status}")
+            lines.append(f"  {SYMBOLS[status]} {number:<5} {name:<30} {tr(status)}")
     total = sum(r[3] == "passed" for r in table)
-    lines.append(f"\n{total} of {len(table)} exercises passed.")
+    lines.append("\n" + tr("{passed} of {total} exercises passed.", passed=total, total=len(table)))
     return "\n".join(lines)
 
 
-def show(start: Path | None = None) -> None:
+def show(start: Path | None = None, lang: str | None = None) -> None:
     """Print the progress of the workspace containing ``start`` (default: the current folder)."""
-    print(render(find_workspace(start)))
+    print(render(find_workspace(start), lang))

@@ -28,10 +28,21 @@ from tfmcourse.checks._core import (
     Exercise,
     ExerciseNotAttempted,
 )
+from tfmcourse.checks._i18n import current_language, language, notebook_language, use_language
 from tfmcourse.checks.hints import HINTS, hint
 
 globals().update({f"check_{e.name}": e.check for e in EXERCISES.values()})
 
-__all__ = ["EXERCISES", "HINTS", "MISTAKES", "CheckFailed", "Exercise", "ExerciseNotAttempted", "hint"] + [
-    f"check_{name}" for name in EXERCISES
-]
+__all__ = [
+    "EXERCISES",
+    "HINTS",
+    "MISTAKES",
+    "CheckFailed",
+    "Exercise",
+    "ExerciseNotAttempted",
+    "current_language",
+    "hint",
+    "language",
+    "notebook_language",
+    "use_language",
+] + [f"check_{name}" for name in EXERCISES]

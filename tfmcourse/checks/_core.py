@@ -53,6 +53,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tfmcourse.checks._i18n import N_, tr
+
 # Distinct odd sizes (DESIGN.md §4): a transposed axis fails loudly.
 TINY = dict(B=2, T=5, S=7, d_model=24, n_heads=3, d_ff=37)
 
@@ -79,6 +81,7 @@ class CheckFailed(AssertionError):
     """
 
     learner_error: BaseException | None = None
+    learner_summary: str = ""
     status = "failed"
 
     def lines(self, color: bool = True) -> list[str]:
@@ -189,7 +192,11 @@ def _summary(exc: BaseException) -> str:
     where = ""
     if frames:  # the learner's line closest to the error, not one inside torch or the course
         last = frames[-1]
-        where = f" (line {last.lineno}: {last.line.strip()})" if last.line else f" (line {last.lineno})"
+        where = (
+            tr(" (line {lineno}: {line})", lineno=last.lineno, line=last.line.strip())
+            if last.line
+            else tr(" (line {lineno})", lineno=last.lineno)
+        )
     return f"{type(exc).__name__}: {exc}{where}"
 
 
@@ -199,17 +206,20 @@ def call(name: str, impl: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         no_grad = kwargs.pop("_no_grad", False)
         return impl.__tfm_call__(name, args, kwargs, no_grad=no_grad)
     if not callable(impl):
-        raise CheckFailed(f"{name}: expected a function or class, got {type(impl).__name__}")
+        raise CheckFailed(
+            tr("{name}: expected a function or class, got {type}", name=name, type=type(impl).__name__)
+        )
     try:
         with torch.no_grad() if kwargs.pop("_no_grad", False) else contextlib.nullcontext():
             return impl(*args, **kwargs)
     except NotImplementedError as exc:
-        raise ExerciseNotAttempted(f"{name}: not attempted yet ({exc})") from None
+        raise ExerciseNotAttempted(tr("{name}: not attempted yet ({error})", name=name, error=exc)) from None
     except CheckFailed:
         raise
     except Exception as exc:  # the learner's code crashed: say where, don't show our traceback
-        failure = CheckFailed(f"{name}: calling it raised {_summary(exc)}")
+        failure = CheckFailed(tr("{name}: calling it raised {error}", name=name, error=_summary(exc)))
         failure.learner_error = exc  # shown with the learner's frames only
+        failure.learner_summary = f"{type(exc).__name__}: {exc}"  # the same in every language
         raise failure from None
 
 
@@ -233,27 +243,64 @@ def expect_tensor(
 
     ``dtype`` is a torch dtype, ``"float"`` (any floating dtype) or ``None``.
     ``axes`` names the axes (e.g. ``"B,T,S"``) so a mismatch can say which one.
+    A literal ``what`` is translated like every message.
     """
+    what = tr(what)
     if not isinstance(got, Tensor):
-        raise CheckFailed(f"{name}: the {what} should be a torch.Tensor, got {type(got).__name__}")
+        raise CheckFailed(
+            tr(
+                "{name}: the {what} should be a torch.Tensor, got {type}",
+                name=name,
+                what=what,
+                type=type(got).__name__,
+            )
+        )
     if tuple(got.shape) != tuple(shape):
         labels = axes.split(",") if axes else None
         detail = ""
         if len(got.shape) != len(shape):
-            detail = f" ({got.dim()} dimensions instead of {len(shape)})"
+            detail = tr(" ({got} dimensions instead of {expected})", got=got.dim(), expected=len(shape))
         else:
             bad = [i for i, (a, b) in enumerate(zip(got.shape, shape)) if a != b]
-            names = [f"{labels[i].strip()} (axis {i})" if labels else f"axis {i}" for i in bad]
-            detail = f" (wrong size along {', '.join(names)})"
+            names = [
+                tr("{label} (axis {i})", label=labels[i].strip(), i=i) if labels else tr("axis {i}", i=i)
+                for i in bad
+            ]
+            detail = tr(" (wrong size along {axes})", axes=", ".join(names))
             if sorted(got.shape) == sorted(shape):
-                detail += " — the right sizes in the wrong order: is an axis transposed?"
+                detail += tr(" — the right sizes in the wrong order: is an axis transposed?")
         ax = f" [{axes}]" if axes else ""
-        raise CheckFailed(f"{name}: {what} has shape {tuple(got.shape)}, expected {tuple(shape)}{ax}{detail}")
+        raise CheckFailed(
+            tr(
+                "{name}: {what} has shape {got}, expected {expected}{axes}{detail}",
+                name=name,
+                what=what,
+                got=tuple(got.shape),
+                expected=tuple(shape),
+                axes=ax,
+                detail=detail,
+            )
+        )
     if dtype == "float":
         if not got.is_floating_point():
-            raise CheckFailed(f"{name}: {what} should be a floating-point tensor, got dtype {got.dtype}")
+            raise CheckFailed(
+                tr(
+                    "{name}: {what} should be a floating-point tensor, got dtype {dtype}",
+                    name=name,
+                    what=what,
+                    dtype=got.dtype,
+                )
+            )
     elif dtype is not None and got.dtype != dtype:
-        raise CheckFailed(f"{name}: {what} should have dtype {dtype}, got {got.dtype}")
+        raise CheckFailed(
+            tr(
+                "{name}: {what} should have dtype {dtype}, got {got}",
+                name=name,
+                what=what,
+                dtype=dtype,
+                got=got.dtype,
+            )
+        )
     return got
 
 
@@ -277,7 +324,7 @@ def _excess(got: Tensor, expected: Tensor, rtol: float, atol: float) -> Tensor:
     return torch.where(same, torch.zeros_like(ratio), ratio.nan_to_num(float("inf"), posinf=float("inf")))
 
 
-def item_locator(labels: dict[int, str] | list[str], axis: int = 0, what: str = "batch item"):
+def item_locator(labels: dict[int, str] | list[str], axis: int = 0, what: str = N_("batch item")):
     """A ``locate`` for :func:`assert_close`: names the input case an index falls in.
 
     ``labels[i]`` describes item ``i`` along ``axis`` (e.g. ``{1: "the all-pad sequence"}``).
@@ -288,7 +335,7 @@ def item_locator(labels: dict[int, str] | list[str], axis: int = 0, what: str = 
         if len(idx) <= axis:
             return ""
         i = idx[axis]
-        return f"{what} {i}" + (f", {table[i]}" if table.get(i) else "")
+        return f"{tr(what)} {i}" + (f", {tr(table[i])}" if table.get(i) else "")
 
     return locate
 
@@ -334,7 +381,7 @@ def diagnose(
         except Exception:
             continue
         if isinstance(got, Tensor) and isinstance(out, Tensor) and _close(got, out, rtol, atol):
-            return m.description
+            return tr(m.description)
         if not isinstance(got, Tensor) and not isinstance(out, Tensor):
             try:
                 if (
@@ -342,7 +389,7 @@ def diagnose(
                     and isinstance(out, (int, float))
                     and math.isclose(float(got), float(out), rel_tol=rtol, abs_tol=atol)
                 ):
-                    return m.description
+                    return tr(m.description)
             except (TypeError, ValueError):
                 continue
     return None
@@ -360,11 +407,12 @@ def mismatch_report(
     """Lines that show where ``got`` departs from ``expected`` (same shape): how many
     values fail, the worst one (index, expected, got) with the input case it belongs
     to, and a few values around it on the same row, where the two really differ."""
+    what = tr(what)
     if got.dtype == torch.bool or expected.dtype == torch.bool or not expected.is_floating_point():
         bad = got != expected
         worst = tuple(int(i) for i in bad.nonzero()[0]) if bad.any() else ()
-        count = f"  {int(bad.sum())} of {bad.numel()} entries differ"
-        first = f"first at index {worst}"
+        count = tr("  {bad} of {total} entries differ", bad=int(bad.sum()), total=bad.numel())
+        first = tr("first at index {index}", index=worst)
         e_at, g_at = expected[worst].item(), got[worst].item()
     else:
         excess = _excess(got, expected, rtol, atol)
@@ -373,22 +421,32 @@ def mismatch_report(
         worst = (
             tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), excess.shape)) if got.dim() else ()
         )
-        count = (
-            f"  {int(bad.sum())} of {bad.numel()} values differ by more than {atol:g} + {rtol:g}·|expected|"
+        count = tr(
+            "  {bad} of {total} values differ by more than {atol:g} + {rtol:g}·|expected|",
+            bad=int(bad.sum()),
+            total=bad.numel(),
+            atol=atol,
+            rtol=rtol,
         )
-        first = f"the worst at index {worst}"
+        first = tr("the worst at index {index}", index=worst)
         e_at, g_at = expected[worst].item(), got[worst].item()
     where = locate(worst) if (locate is not None and worst) else ""
     lines = [
         f"{count}; {first}"
         + (f" ({where})" if where else "")
-        + f": expected {_scalar(e_at)}, got {_scalar(g_at)}."
+        + tr(": expected {expected}, got {got}.", expected=_scalar(e_at), got=_scalar(g_at))
     ]
     if got.dim() and got.shape[-1] > 1:
         label, e_row = _window(expected, worst)
         _, g_row = _window(got, worst)
         lines.append(
-            f"  around it, {what}{label}:\n    expected {_values(e_row)}\n    got      {_values(g_row)}"
+            tr(
+                "  around it, {what}{index}:\n    expected {expected}\n    got      {got}",
+                what=what,
+                index=label,
+                expected=_values(e_row),
+                got=_values(g_row),
+            )
         )
     return lines
 
@@ -421,30 +479,32 @@ def assert_close(
     ``mistake_args`` are the inputs to re-run the registered mistakes of
     ``name`` on; if one of them reproduces ``got``, the message names it.
     ``locate`` turns the index of the worst value into the input case it
-    belongs to (see :func:`item_locator`).
+    belongs to (see :func:`item_locator`). Literal ``what``, ``case`` and ``hint``
+    are translated like every message.
     """
+    what, case, hint = tr(what), tr(case) if case else case, tr(hint) if hint else hint
     expect_tensor(name, got, tuple(expected.shape), dtype=None, what=what)
     if _close(got, expected, rtol, atol):
         return
-    lines = [f"{name}: wrong {what}" + (f" {case}" if case else "") + "."]
+    lines = [tr("{name}: wrong {what}{case}.", name=name, what=what, case=f" {case}" if case else "")]
     found = None
     if mistake_args is not None:
         found = diagnose(
             name, got, *mistake_args, pick=mistake_pick, rtol=rtol, atol=atol, **(mistake_kwargs or {})
         )
     if found:
-        lines.append(f"  This matches a known mistake: {found}")
-    short = what.split(" (")[0].split()[-1] if what else "output"
+        lines.append(tr("  This matches a known mistake: {mistake}", mistake=found))
+    short = what.split(" (")[0].split()[-1] if what else tr("output")
     lines += mismatch_report(got, expected, rtol=rtol, atol=atol, what=short, locate=locate)
     if hint:
-        lines.append(f"  Hint: {hint}")
+        lines.append(tr("  Hint: {hint}", hint=hint))
     raise CheckFailed("\n".join(lines))
 
 
 def require(condition: bool, name: str, message: str) -> None:
     """Raise ``CheckFailed`` with ``name: message`` unless ``condition`` holds."""
     if not condition:
-        raise CheckFailed(f"{name}: {message}")
+        raise CheckFailed(f"{name}: {tr(message)}")
 
 
 def passed(name: str, detail: str = "") -> None:
@@ -455,7 +515,7 @@ def passed(name: str, detail: str = "") -> None:
     from tfmcourse import progress
     from tfmcourse.checks._display import show_passed
 
-    show_passed(f"✓ {name}: correct" + (f" — {detail}" if detail else ""))
+    show_passed("✓ " + tr("{name}: correct", name=name) + (f" — {tr(detail)}" if detail else ""))
     if name in EXERCISES:
         progress.record(name, "passed")
 
@@ -475,13 +535,24 @@ def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], name: str 
         if key not in params:
             sub = key.rsplit(".", 1)[0]
             raise CheckFailed(
-                f"{label}: no parameter {key!r}. The contract names the "
-                f"submodule {sub!r}; your module has parameters {sorted(params)}"
+                tr(
+                    "{name}: no parameter {key!r}. The contract names the submodule {sub!r}; "
+                    "your module has parameters {params}",
+                    name=label,
+                    key=key,
+                    sub=sub,
+                    params=sorted(params),
+                )
             )
         if tuple(params[key].shape) != tuple(value.shape):
             raise CheckFailed(
-                f"{label}: parameter {key!r} has shape {tuple(params[key].shape)}, "
-                f"expected {tuple(value.shape)}"
+                tr(
+                    "{name}: parameter {key!r} has shape {got}, expected {expected}",
+                    name=label,
+                    key=key,
+                    got=tuple(params[key].shape),
+                    expected=tuple(value.shape),
+                )
             )
         if remote:
             continue

@@ -16,6 +16,8 @@ import textwrap
 import traceback
 from pathlib import Path
 
+from tfmcourse.checks._i18n import tr
+
 PACKAGE = Path(__file__).resolve().parent.parent  # tfmcourse/
 WIDTH = 100
 
@@ -39,10 +41,10 @@ def exercise_of(exc: BaseException) -> str | None:
 
 def _title(name: str | None) -> str:
     if name is None:
-        return "exercise check"
+        return tr("exercise check")
     from tfmcourse.progress import exercise_number
 
-    return f"Exercise {exercise_number(name)} · {name}"
+    return tr("Exercise {number} · {name}", number=exercise_number(name), name=name)
 
 
 def _wrap(message: str) -> list[str]:
@@ -72,7 +74,7 @@ def is_learner_frame(filename: str) -> bool:
 def learner_frames(exc: BaseException) -> list[str]:
     """The formatted traceback of ``exc``, keeping only the learner's frames."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if is_learner_frame(f.filename)]
-    lines = ["Traceback (your code only):\n"] + traceback.format_list(frames)
+    lines = [tr("Traceback (your code only):") + "\n"] + traceback.format_list(frames)
     lines += traceback.format_exception_only(type(exc), exc)
     return "".join(lines).rstrip("\n").splitlines()
 
@@ -87,8 +89,12 @@ def failure_lines(exc: BaseException, *, color: bool = True) -> list[str]:
         return [
             c(
                 GREY,
-                f"· {_title(name)}: not attempted yet — write your code in place of "
-                "`raise NotImplementedError(…)` above, then run this cell again.",
+                "· "
+                + tr(
+                    "{title}: not attempted yet — write your code in place of "
+                    "`raise NotImplementedError(…)` above, then run this cell again.",
+                    title=_title(name),
+                ),
             )
         ]
     message = str(exc)
@@ -105,7 +111,13 @@ def failure_lines(exc: BaseException, *, color: bool = True) -> list[str]:
         if HINTS.get(name):
             lines += [
                 "",
-                c(GREY, f'  Stuck? Run hint("{name}") in a new cell; run it again for the next hint.'),
+                c(
+                    GREY,
+                    "  "
+                    + tr(
+                        'Stuck? Run hint("{name}") in a new cell; run it again for the next hint.', name=name
+                    ),
+                ),
             ]
     return lines
 

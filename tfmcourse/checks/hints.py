@@ -6,6 +6,8 @@ hint of that exercise each time it is called; a failed check says how to ask.
 
 from __future__ import annotations
 
+from tfmcourse.checks._i18n import tr
+
 HINTS: dict[str, tuple[str, ...]] = {
     # lesson 01
     "rnn_cell": (
@@ -264,7 +266,12 @@ def resolve(exercise: str | float) -> str:
     for name in EXERCISES:
         if exercise_number(name) == key:
             return name
-    raise KeyError(f"no exercise {exercise!r}: use a name such as 'causal_mask' or a number such as 6.1")
+    raise KeyError(
+        tr(
+            "no exercise {exercise!r}: use a name such as 'causal_mask' or a number such as 6.1",
+            exercise=exercise,
+        )
+    )
 
 
 def next_hint(exercise: str | float) -> str:
@@ -272,15 +279,16 @@ def next_hint(exercise: str | float) -> str:
     from tfmcourse.checks._display import _wrap
 
     name = resolve(exercise)
-    hints = tuple("\n".join(_wrap(h)) for h in HINTS.get(name, ()))
+    hints = tuple("\n".join(_wrap(tr(h))) for h in HINTS.get(name, ()))
     if not hints:
-        return f"{name}: no hints for this exercise yet."
+        return tr("{name}: no hints for this exercise yet.", name=name)
     i = _shown.get(name, 0)
     _shown[name] = i + 1
     if i >= len(hints):
-        return f"Hint {len(hints)}/{len(hints)} for {name} (that was the last one):\n{hints[-1]}"
-    more = " — run hint() again for the next one" if i + 1 < len(hints) else " (the last one)"
-    return f"Hint {i + 1}/{len(hints)} for {name}{more}:\n{hints[i]}"
+        n = len(hints)
+        return tr("Hint {i}/{n} for {name} (that was the last one):", i=n, n=n, name=name) + f"\n{hints[-1]}"
+    more = tr(" — run hint() again for the next one") if i + 1 < len(hints) else tr(" (the last one)")
+    return tr("Hint {i}/{n} for {name}{more}:", i=i + 1, n=len(hints), name=name, more=more) + f"\n{hints[i]}"
 
 
 def hint(exercise: str | float) -> None:

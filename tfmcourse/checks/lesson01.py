@@ -17,6 +17,7 @@ from tfmcourse.checks._core import (
     randn,
     require,
 )
+from tfmcourse.checks._i18n import N_, tr
 
 # ---------------------------------------------------------------- known mistakes
 
@@ -212,12 +213,12 @@ def check_rnn_cell(rnn_cell, *, seed: int = 0) -> None:
     h_cur = h_t
     for t in range(T):
         h_cur = call(name, rnn_cell, xs[:, t], h_cur, w_ih, w_hh, b_ih, b_hh)
-        expect_tensor(name, h_cur, (2, H), what=f"hidden state at step {t}", axes="B,H")
+        expect_tensor(name, h_cur, (2, H), what=tr("hidden state at step {t}", t=t), axes="B,H")
         assert_close(
             name,
             h_cur,
             expected[:, t],
-            what=f"hidden state at step {t} of a 6-step sequence (vs torch.nn.RNN)",
+            what=tr("hidden state at step {t} of a 6-step sequence (vs torch.nn.RNN)", t=t),
             hint="h_t = tanh(x_t W_ihᵀ + b_ih + h_(t-1) W_hhᵀ + b_hh)",
         )
     require(bool((h_cur.abs() <= 1).all()), name, "tanh states must lie between -1 and 1")
@@ -252,9 +253,9 @@ def check_last_hidden_state(last_hidden_state, *, seed: int = 0) -> None:
     g = generator(seed)
     S, I, H = 7, 4, 5
     cases = [
-        ("(lengths 5, 2, 6, 3 in a batch padded to S=7)", [5, 2, 6, 3]),
-        ("(lengths 7, 1, 4: one full-length sequence, one of length 1)", [7, 1, 4]),
-        ("(all lengths 7: no padding)", [7, 7]),
+        (N_("(lengths 5, 2, 6, 3 in a batch padded to S=7)"), [5, 2, 6, 3]),
+        (N_("(lengths 7, 1, 4: one full-length sequence, one of length 1)"), [7, 1, 4]),
+        (N_("(all lengths 7: no padding)"), [7, 7]),
     ]
     for label, lens in cases:
         outputs, lengths, expected = _states_with_pads(g, lens, S, I, H)
@@ -265,7 +266,7 @@ def check_last_hidden_state(last_hidden_state, *, seed: int = 0) -> None:
             name,
             "it modified outputs or lengths in place; build a new tensor instead",
         )
-        expect_tensor(name, got, (len(lens), H), what=f"result {label}", axes="B,H")
+        expect_tensor(name, got, (len(lens), H), what=tr("result {label}", label=tr(label)), axes="B,H")
         assert_close(
             name,
             got,

@@ -19,6 +19,7 @@ from tfmcourse.checks._core import (
     randn,
     require,
 )
+from tfmcourse.checks._i18n import N_, tr
 
 # ---------------------------------------------------------------- known mistakes: additive_scores
 
@@ -371,9 +372,9 @@ def check_additive_scores(additive_scores, *, seed: int = 0) -> None:
     name = "additive_scores"
     g = generator(seed)
     cases = [
-        ("(B=2, S=7, Dq=5, Dk=6, A=3)", 2, 7, 5, 6, 3),
-        ("(B=3, S=4, Dq=6, Dk=5, A=9)", 3, 4, 6, 5, 9),
-        ("(B=1, S=1: a single key)", 1, 1, 5, 6, 3),
+        (N_("(B=2, S=7, Dq=5, Dk=6, A=3)"), 2, 7, 5, 6, 3),
+        (N_("(B=3, S=4, Dq=6, Dk=5, A=9)"), 3, 4, 6, 5, 9),
+        (N_("(B=1, S=1: a single key)"), 1, 1, 5, 6, 3),
     ]
     for label, B, S, Dq, Dk, A in cases:
         query = randn(B, Dq, g=g, scale=1.3, shift=0.2)
@@ -388,7 +389,7 @@ def check_additive_scores(additive_scores, *, seed: int = 0) -> None:
                 name,
                 "it modified one of its inputs in place; compute new tensors instead",
             )
-        expect_tensor(name, got, (B, S), what=f"scores {label}", axes="B,S")
+        expect_tensor(name, got, (B, S), what=tr("scores {label}", label=tr(label)), axes="B,S")
         assert_close(
             name,
             got,
@@ -411,38 +412,38 @@ def _ms_cases(g):
     m = torch.rand(B, T, S, generator=g) < 0.4
     m[..., 0] = False  # no row fully blocked here: the first case tells most mistakes apart
     m[:, :, 1] = True
-    yield "with a random (B, T, S) = (2, 5, 7) mask, no row fully blocked", s, m, None
-    yield "without a mask (mask=None), scores (3, 7)", randn(3, 7, g=g, scale=2.0, shift=-0.4), None, None
+    yield N_("with a random (B, T, S) = (2, 5, 7) mask, no row fully blocked"), s, m, None
+    yield N_("without a mask (mask=None), scores (3, 7)"), randn(3, 7, g=g, scale=2.0, shift=-0.4), None, None
     pad = torch.zeros(B, 1, S, dtype=torch.bool)
     pad[0, :, 4:] = True
     pad[1, :, 6:] = True
-    yield "with a key-padding mask (B, 1, S) broadcast over T", s, pad, None
+    yield N_("with a key-padding mask (B, 1, S) broadcast over T"), s, pad, None
     # a (T, S) mask on scores with B = T: a mask lined up with the batch axis passes no shape test
     sq = randn(T, T, S, g=g, scale=2.0)
     causal = torch.ones(T, S, dtype=torch.bool).triu(1 + S - T)
-    yield "with a (T, S) = (5, 7) mask on scores (B, T, S) = (5, 5, 7) (B = T)", sq, causal, None
+    yield N_("with a (T, S) = (5, 7) mask on scores (B, T, S) = (5, 5, 7) (B = T)"), sq, causal, None
     # lower-rank masks on B != T != S, with a fully blocked query row
     rows = torch.rand(T, S, generator=g) < 0.3
     rows[:, 0] = False
     rows[3, :] = True  # query 3 sees nothing
-    yield "with a (T, S) = (5, 7) mask whose query 3 is fully blocked, scores (2, 5, 7)", s, rows, None
+    yield N_("with a (T, S) = (5, 7) mask whose query 3 is fully blocked, scores (2, 5, 7)"), s, rows, None
     keys = torch.zeros(S, dtype=torch.bool)
     keys[torch.randperm(S, generator=g)[:3]] = True
-    yield "with an (S,) = (7,) mask shared by every row, scores (2, 5, 7)", s, keys, None
+    yield N_("with an (S,) = (7,) mask shared by every row, scores (2, 5, 7)"), s, keys, None
     s2 = randn(3, S, g=g, scale=2.0)
     m2 = torch.zeros(3, S, dtype=torch.bool)
     m2[0, 3:] = True
     m2[1, :] = True  # everything masked
-    yield "with a (3, 7) mask whose second row is fully blocked", s2, m2, {1: "the fully blocked row"}
+    yield N_("with a (3, 7) mask whose second row is fully blocked"), s2, m2, {1: N_("the fully blocked row")}
     s4 = randn(B, 3, T, S, g=g, scale=2.0)
     pad4 = torch.zeros(B, 1, 1, S, dtype=torch.bool)
     pad4[0, ..., 5:] = True
     pad4[1] = True  # sample 1 is all pads
     yield (
-        "with a (B, 1, 1, S) mask on scores (B, H, T, S) = (2, 3, 5, 7), sample 1 all pads",
+        N_("with a (B, 1, 1, S) mask on scores (B, H, T, S) = (2, 3, 5, 7), sample 1 all pads"),
         s4,
         pad4,
-        {1: "the all-pad sequence"},
+        {1: N_("the all-pad sequence")},
     )
 
 
@@ -457,15 +458,18 @@ def check_masked_softmax(masked_softmax, *, seed: int = 0) -> None:
     name = "masked_softmax"
     g = generator(seed)
     for label, scores, mask, items in _ms_cases(g):
-        locate = item_locator(items or {}, what="row" if scores.dim() == 2 else "batch item")
+        locate = item_locator(items or {}, what="row" if scores.dim() == 2 else N_("batch item"))
         before = (scores.clone(), None if mask is None else mask.clone())
         got = call(name, masked_softmax, scores, mask)
         require(
             torch.equal(scores, before[0]) and (mask is None or torch.equal(mask, before[1])),
             name,
-            f"it modified its inputs in place {label}; use out-of-place ops (masked_fill, not masked_fill_)",
+            tr(
+                "it modified its inputs in place {label}; use out-of-place ops (masked_fill, not masked_fill_)",
+                label=tr(label),
+            ),
         )
-        expect_tensor(name, got, tuple(scores.shape), what=f"weights {label}")
+        expect_tensor(name, got, tuple(scores.shape), what=tr("weights {label}", label=tr(label)))
         expected = attention.masked_softmax(scores, mask)
         assert_close(
             name, got, expected, what="weights", case=label, mistake_args=(scores, mask), locate=locate
@@ -486,14 +490,22 @@ def check_masked_softmax(masked_softmax, *, seed: int = 0) -> None:
             what="weights (vs torch.softmax with -inf at blocked positions)",
             case=label,
         )
-        require(bool((got[full] == 0).all()), name, f"blocked positions must get exactly 0 weight {label}")
+        require(
+            bool((got[full] == 0).all()),
+            name,
+            tr("blocked positions must get exactly 0 weight {label}", label=tr(label)),
+        )
         rows = got.sum(-1)
         require(
             torch.allclose(rows[~empty], torch.ones_like(rows[~empty]), atol=1e-5),
             name,
-            f"every row with an unblocked position must sum to 1 {label}",
+            tr("every row with an unblocked position must sum to 1 {label}", label=tr(label)),
         )
-        require(bool((got[empty] == 0).all()), name, f"a fully blocked row must be all zeros {label}")
+        require(
+            bool((got[empty] == 0).all()),
+            name,
+            tr("a fully blocked row must be all zeros {label}", label=tr(label)),
+        )
     passed(
         name,
         "softmax over the last axis, exactly 0 where blocked, rows sum to 1, a fully blocked row → zeros",
@@ -505,11 +517,27 @@ def _bahdanau_cases(g):
     lengths = [7, 4, 2]
     pad = torch.arange(S)[None, :] >= torch.tensor(lengths)[:, None]  # (B, S)
     # Dk == Dv here (different tensors), so a context built from the keys has the right shape and is named
-    yield f"(B={B}, S={S}, Dq={Dq}, Dk=Dv=6, A={A}, source lengths {lengths})", B, S, Dq, 6, 6, A, pad
-    yield "(Dk=6, Dv=9, no key_padding_mask)", 2, 5, Dq, 6, 9, 3, None
+    yield (
+        tr(
+            "(B={B}, S={S}, Dq={Dq}, Dk=Dv=6, A={A}, source lengths {lengths})",
+            B=B,
+            S=S,
+            Dq=Dq,
+            A=A,
+            lengths=lengths,
+        ),
+        B,
+        S,
+        Dq,
+        6,
+        6,
+        A,
+        pad,
+    )
+    yield N_("(Dk=6, Dv=9, no key_padding_mask)"), 2, 5, Dq, 6, 9, 3, None
     pad2 = torch.zeros(2, 5, dtype=torch.bool)
     pad2[1, :] = True
-    yield "(Dk=6, Dv=9, the second sample is all pads)", 2, 5, Dq, 6, 9, 3, pad2
+    yield N_("(Dk=6, Dv=9, the second sample is all pads)"), 2, 5, Dq, 6, 9, 3, pad2
 
 
 @exercise(
@@ -532,25 +560,40 @@ def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
         before = [a.clone() for a in args] + ([pad.clone()] if pad is not None else [])
         got = call(name, bahdanau_attention, *args, **kwargs)
         for a, a0 in zip(list(args) + ([pad] if pad is not None else []), before):
-            require(torch.equal(a, a0), name, f"it modified one of its inputs in place {label}")
+            require(
+                torch.equal(a, a0),
+                name,
+                tr("it modified one of its inputs in place {label}", label=tr(label)),
+            )
         if not (isinstance(got, tuple) and len(got) == 2):
             raise CheckFailed(
-                f"{name}: should return a tuple (context, weights), got {type(got).__name__}"
-                + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else "")
+                tr(
+                    "{name}: should return a tuple (context, weights), got {got_type}",
+                    name=name,
+                    got_type=type(got).__name__,
+                )
+                + (tr(" of length {len_got}", len_got=len(got)) if isinstance(got, (tuple, list)) else "")
             )
         context, weights = got
-        expect_tensor(name, weights, (B, S), what=f"weights {label}", axes="B,S")
+        expect_tensor(name, weights, (B, S), what=tr("weights {label}", label=tr(label)), axes="B,S")
         if isinstance(context, torch.Tensor) and tuple(context.shape) == (B, Dk) and Dk != Dv:
             raise CheckFailed(
-                f"{name}: context has shape {tuple(context.shape)} = (B, Dk), expected (B, Dv) = "
-                f"{(B, Dv)} {label}. The context is built from the keys instead of the values: "
-                f"weight the values."
+                tr(
+                    "{name}: context has shape {context_shape} = (B, Dk), expected (B, Dv) = {expected_shape} {label}. The context is built from the keys instead of the values: weight the values.",
+                    name=name,
+                    context_shape=tuple(context.shape),
+                    expected_shape=(B, Dv),
+                    label=tr(label),
+                )
             )
-        expect_tensor(name, context, (B, Dv), what=f"context {label}", axes="B,Dv")
+        expect_tensor(name, context, (B, Dv), what=tr("context {label}", label=tr(label)), axes="B,Dv")
         ref_c, ref_w = seq2seq.bahdanau_attention(*args, **kwargs)
         real = [S] * B if pad is None else (~pad).sum(-1).tolist()
         locate = item_locator(
-            {b: "every key a pad" if n == 0 else f"{n} real keys of {S}" for b, n in enumerate(real)},
+            {
+                b: N_("every key a pad") if n == 0 else tr("{n} real keys of {S}", n=n, S=S)
+                for b, n in enumerate(real)
+            },
             what="sample",
         )
         assert_close(
@@ -579,19 +622,24 @@ def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
         # invariants: pads get exactly 0 and do not matter; rows sum to 1; an all-pad sample gives zeros
         if pad is not None:
             require(
-                bool((weights[pad] == 0).all()), name, f"padded positions must get exactly 0 weight {label}"
+                bool((weights[pad] == 0).all()),
+                name,
+                tr("padded positions must get exactly 0 weight {label}", label=tr(label)),
             )
             empty = pad.all(-1)
             rows = weights.sum(-1)
             require(
                 torch.allclose(rows[~empty], torch.ones_like(rows[~empty]), atol=1e-5),
                 name,
-                f"each sample's weights over its real positions must sum to 1 {label}",
+                tr("each sample's weights over its real positions must sum to 1 {label}", label=tr(label)),
             )
             require(
                 bool((context[empty] == 0).all()) and bool((weights[empty] == 0).all()),
                 name,
-                f"a sample whose keys are all pads must get zero weights and a zero context {label}",
+                tr(
+                    "a sample whose keys are all pads must get zero weights and a zero context {label}",
+                    label=tr(label),
+                ),
             )
             junk = torch.where(pad[..., None], torch.full_like(keys, 50.0), keys)
             junk_v = torch.where(pad[..., None], torch.full_like(values, -50.0), values)
@@ -601,7 +649,7 @@ def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
                 c2,
                 context,
                 what="context",
-                case=f"after changing only the padded keys and values {label}",
+                case=tr("after changing only the padded keys and values {label}", label=tr(label)),
                 hint="pads must not influence the context at all",
             )
     passed(

@@ -24,6 +24,7 @@ from tfmcourse.checks._core import (
     randn,
     require,
 )
+from tfmcourse.checks._i18n import N_, tr
 
 # ---------------------------------------------------------------- known mistakes
 
@@ -240,10 +241,12 @@ def _run(name, impl, x, gamma, beta, eps, label):
     got = call(name, impl, x, gamma, beta, eps=eps)
     for t, t0 in zip((x, gamma, beta), before):
         require(
-            torch.equal(t, t0), name, f"it changed one of its inputs in place {label}; compute a new tensor"
+            torch.equal(t, t0),
+            name,
+            tr("it changed one of its inputs in place {label}; compute a new tensor", label=tr(label)),
         )
     axes = {2: "B,C", 3: "B,T,C", 4: "B,H,W,C"}.get(x.dim()) if name == "batch_norm" else None
-    expect_tensor(name, got, tuple(x.shape), what=f"output {label}", axes=axes)
+    expect_tensor(name, got, tuple(x.shape), what=tr("output {label}", label=tr(label)), axes=axes)
     return got
 
 
@@ -263,10 +266,10 @@ def check_batch_norm(batch_norm, *, seed: int = 0) -> None:
     # 1. the most discriminating case first: a (B, T, C) sequence batch, eps 0.1
     B, T, C = 3, 5, 7
     cases = [
-        ((B, T, C), 0.1, "for a (B, T, C) = (3, 5, 7) input with eps=0.1"),
-        ((4, 6), 0.1, "for a (B, C) = (4, 6) input with eps=0.1"),
-        ((2, 3, 5, 6), 0.1, "for a 4-D (2, 3, 5, 6) input with eps=0.1"),
-        ((9, 5), 1e-5, "for a (B, C) = (9, 5) input with eps=1e-5"),
+        ((B, T, C), 0.1, N_("for a (B, T, C) = (3, 5, 7) input with eps=0.1")),
+        ((4, 6), 0.1, N_("for a (B, C) = (4, 6) input with eps=0.1")),
+        ((2, 3, 5, 6), 0.1, N_("for a 4-D (2, 3, 5, 6) input with eps=0.1")),
+        ((9, 5), 1e-5, N_("for a (B, C) = (9, 5) input with eps=1e-5")),
     ]
     for i, (shape, eps, label) in enumerate(cases):
         x = _data(shape, g)
@@ -290,7 +293,7 @@ def check_batch_norm(batch_norm, *, seed: int = 0) -> None:
         if i == 0:
             # 2. a hand-checkable case once the shapes are known to work
             hx, hg, hb, want = _hand_case()
-            hgot = _run(name, batch_norm, hx, hg, hb, 3.0, "for x = [[1.], [3.]] with eps=3")
+            hgot = _run(name, batch_norm, hx, hg, hb, 3.0, N_("for x = [[1.], [3.]] with eps=3"))
             assert_close(
                 name,
                 hgot,
@@ -303,7 +306,7 @@ def check_batch_norm(batch_norm, *, seed: int = 0) -> None:
     # 3. invariants: each channel of the output has mean beta; one sample depends on the others
     x = _data((6, 5, 7), g)
     gamma, beta = _affine(7, g)
-    got = _run(name, batch_norm, x, gamma, beta, 1e-5, "for a (6, 5, 7) input")
+    got = _run(name, batch_norm, x, gamma, beta, 1e-5, N_("for a (6, 5, 7) input"))
     require(
         torch.allclose(got.mean(dim=(0, 1)), beta, atol=1e-4),
         name,
@@ -321,11 +324,11 @@ def check_layer_norm(layer_norm, *, seed: int = 0) -> None:
     name = "layer_norm"
     g = generator(seed)
     cases = [
-        ((3, 5, 7), 0.1, "for a (B, T, D) = (3, 5, 7) input with eps=0.1"),
-        ((4, 9), 0.1, "for an (N, D) = (4, 9) input with eps=0.1"),
-        ((2, 3, 5, 6), 0.1, "for a 4-D (2, 3, 5, 6) input with eps=0.1"),
-        ((2, 5, 24), 1e-5, "for a (B, T, D) = (2, 5, 24) input with eps=1e-5"),
-        ((11,), 0.1, "for a single 1-D vector of size 11 with eps=0.1"),
+        ((3, 5, 7), 0.1, N_("for a (B, T, D) = (3, 5, 7) input with eps=0.1")),
+        ((4, 9), 0.1, N_("for an (N, D) = (4, 9) input with eps=0.1")),
+        ((2, 3, 5, 6), 0.1, N_("for a 4-D (2, 3, 5, 6) input with eps=0.1")),
+        ((2, 5, 24), 1e-5, N_("for a (B, T, D) = (2, 5, 24) input with eps=1e-5")),
+        ((11,), 0.1, N_("for a single 1-D vector of size 11 with eps=0.1")),
     ]
     for i, (shape, eps, label) in enumerate(cases):
         x = _data(shape, g) + randn(*shape[:-1], 1, g=g)  # per-token offsets too
@@ -354,7 +357,7 @@ def check_layer_norm(layer_norm, *, seed: int = 0) -> None:
                 hg.expand(2).clone(),
                 hb.expand(2).clone(),
                 3.0,
-                "for x = [[1., 3.]] with eps=3",
+                N_("for x = [[1., 3.]] with eps=3"),
             )
             assert_close(
                 name,
@@ -368,8 +371,8 @@ def check_layer_norm(layer_norm, *, seed: int = 0) -> None:
     # invariants: a token's output depends on that token only (batch size 1 works, other samples don't matter)
     x = _data((4, 5, 8), g)
     gamma, beta = _affine(8, g)
-    full = _run(name, layer_norm, x, gamma, beta, 1e-5, "for a (4, 5, 8) input")
-    alone = _run(name, layer_norm, x[2:3, 1:2].clone(), gamma, beta, 1e-5, "for a single token (1, 1, 8)")
+    full = _run(name, layer_norm, x, gamma, beta, 1e-5, N_("for a (4, 5, 8) input"))
+    alone = _run(name, layer_norm, x[2:3, 1:2].clone(), gamma, beta, 1e-5, N_("for a single token (1, 1, 8)"))
     require(
         torch.allclose(alone[0, 0], full[2, 1], rtol=1e-4, atol=1e-5),
         name,

@@ -26,6 +26,7 @@ from tfmcourse.checks._core import (
     randn,
     require,
 )
+from tfmcourse.checks._i18n import N_, tr
 
 # ---------------------------------------------------------------- known mistakes
 
@@ -143,15 +144,19 @@ def check_residual_sublayer(residual_sublayer, *, seed: int = 0) -> None:
     x = randn(B, T, D, g=g, scale=1.5, shift=3.0) + randn(D, g=g)  # large non-zero mean
 
     cases = [
-        ({}, "post-LN (norm_first not given: the default must be post-LN)"),
-        ({"norm_first": True}, "pre-LN (norm_first=True)"),
-        ({"norm_first": False}, "post-LN (norm_first=False)"),
+        ({}, N_("post-LN (norm_first not given: the default must be post-LN)")),
+        ({"norm_first": True}, N_("pre-LN (norm_first=True)")),
+        ({"norm_first": False}, N_("post-LN (norm_first=False)")),
     ]
     for kwargs, label in cases:
         x0 = x.clone()
         got = call(name, residual_sublayer, x, sublayer, norm, **kwargs)
-        require(torch.equal(x, x0), name, f"it changed x in place (for {label}); use x + ..., not x += ...")
-        expect_tensor(name, got, (B, T, D), what=f"output {label}", axes="B,T,D")
+        require(
+            torch.equal(x, x0),
+            name,
+            tr("it changed x in place (for {label}); use x + ..., not x += ...", label=tr(label)),
+        )
+        expect_tensor(name, got, (B, T, D), what=tr("output {label}", label=tr(label)), axes="B,T,D")
         with torch.no_grad():
             want = residual.residual_sublayer(x, sublayer, norm, **kwargs)
             # the same thing written with torch's own modules in the torch convention
@@ -163,11 +168,13 @@ def check_residual_sublayer(residual_sublayer, *, seed: int = 0) -> None:
             name,
             got.detach(),
             want,
-            case=f"for {label}",
+            case=tr("for {label}", label=tr(label)),
             mistake_args=(x, sublayer, norm),
             mistake_kwargs=kwargs,
         )
-        assert_close(name, got.detach(), builtin, case=f"for {label} (vs nn.LayerNorm / nn.Linear)")
+        assert_close(
+            name, got.detach(), builtin, case=tr("for {label} (vs nn.LayerNorm / nn.Linear)", label=tr(label))
+        )
 
     # a hand-checkable property: a sub-layer that outputs zeros makes pre-LN the identity
     zero = nn.Linear(D, D)

@@ -22,6 +22,7 @@ from tfmcourse.checks._core import (
     randn,
     require,
 )
+from tfmcourse.checks._i18n import N_, tr
 
 # ---------------------------------------------------------------- known mistakes
 
@@ -216,17 +217,17 @@ def check_causal_mask(causal_mask, *, seed: int = 0) -> None:
     sizes = [int(torch.randint(6, 41, (1,), generator=g)), int(torch.randint(3, 6, (1,), generator=g)), 2, 1]
     for T in sizes:
         got = call(name, causal_mask, T)
-        expect_tensor(name, got, (T, T), dtype=torch.bool, what=f"mask for T={T}", axes="T,T")
+        expect_tensor(name, got, (T, T), dtype=torch.bool, what=tr("mask for T={T}", T=T), axes="T,T")
         assert_close(
             name,
             got,
             masks.causal_mask(T),
             what="mask",
-            case=f"for T={T}",
+            case=tr("for T={T}", T=T),
             mistake_args=(T,),
             hint="True = blocked: query i may not see key j > i.",
         )
-    passed(name, f"(T, T) bool, True strictly above the diagonal, for T in {sizes}")
+    passed(name, tr("(T, T) bool, True strictly above the diagonal, for T in {sizes}", sizes=sizes))
 
 
 @exercise("padding_mask", lesson=6, points=1, title="Padding mask", reference="tfmcourse.masks:padding_mask")
@@ -254,10 +255,17 @@ def check_padding_mask(padding_mask, *, seed: int = 0) -> None:
             got,
             masks.padding_mask(tokens, pad_id),
             what="mask",
-            case=f"with pad_id={pad_id}",
+            case=tr("with pad_id={pad_id}", pad_id=pad_id),
             mistake_args=(tokens, pad_id),
         )
-    passed(name, f"(B, S) bool, True exactly at the pads, for pad ids {pad_ids[0]} and {pad_ids[1]}")
+    passed(
+        name,
+        tr(
+            "(B, S) bool, True exactly at the pads, for pad ids {pad_a} and {pad_b}",
+            pad_a=pad_ids[0],
+            pad_b=pad_ids[1],
+        ),
+    )
 
 
 def _sdpa_cases(g: torch.Generator):
@@ -265,37 +273,44 @@ def _sdpa_cases(g: torch.Generator):
     B, H, T, S all distinct except in the one case that puts B = T on purpose."""
     B, H, T, S, d, dv = 2, 3, 5, 7, 6, 4
     q, k, v = randn(B, T, d, g=g, scale=2.0), randn(B, S, d, g=g, scale=2.0), randn(B, S, dv, g=g)
-    yield "without a mask, q (2,5,6), k (2,7,6), v (2,7,4)", q, k, v, None, None
+    yield N_("without a mask, q (2,5,6), k (2,7,6), v (2,7,4)"), q, k, v, None, None
     q4, k4, v4 = randn(B, H, T, d, g=g, scale=2.0), randn(B, H, S, d, g=g, scale=2.0), randn(B, H, S, dv, g=g)
-    yield "with heads, q (2,3,5,6), k (2,3,7,6), v (2,3,7,4)", q4, k4, v4, None, None
+    yield N_("with heads, q (2,3,5,6), k (2,3,7,6), v (2,3,7,4)"), q4, k4, v4, None, None
     causal = torch.ones(T, S, dtype=torch.bool).triu(1 + S - T)
     # B = T: a (T, S) mask lined up with the batch axis has the right shape and blocks the wrong rows
     qs, ks, vs = randn(T, T, d, g=g, scale=2.0), randn(T, S, d, g=g, scale=2.0), randn(T, S, dv, g=g)
-    yield "with a (T, S) causal-style mask and B = T = 5, q (5,5,6), k (5,7,6)", qs, ks, vs, causal, None
-    yield "with a (T, S) causal-style mask", q, k, v, causal, None
+    yield N_("with a (T, S) causal-style mask and B = T = 5, q (5,5,6), k (5,7,6)"), qs, ks, vs, causal, None
+    yield N_("with a (T, S) causal-style mask"), q, k, v, causal, None
     pad = torch.zeros(B, S, dtype=torch.bool)
     pad[0, int(torch.randint(2, S - 1, (1,), generator=g)) :] = True
     pad[1, 6:] = True
-    yield "with a key-padding mask broadcast as (B, 1, 1, S)", q4, k4, v4, pad[:, None, None, :], None
+    yield N_("with a key-padding mask broadcast as (B, 1, 1, S)"), q4, k4, v4, pad[:, None, None, :], None
     keys = torch.zeros(S, dtype=torch.bool)
     keys[torch.randperm(S, generator=g)[:3]] = True
-    yield "with an (S,) = (7,) mask on every query, q (2,3,5,6)", q4, k4, v4, keys, None
+    yield N_("with an (S,) = (7,) mask on every query, q (2,3,5,6)"), q4, k4, v4, keys, None
     rows = torch.rand(T, S, generator=g) < 0.3
     rows[:, -1] = False
     rows[2, :] = True
-    yield "with a (T, S) mask that blocks query 2 completely", q, k, v, rows, None
+    yield N_("with a (T, S) mask that blocks query 2 completely"), q, k, v, rows, None
     blocked = torch.rand(B, T, S, generator=g) < 0.4
     blocked[0, 2, :] = True  # a fully blocked row
-    yield "with a random (B, T, S) mask that blocks query 2 of sample 0 completely", q, k, v, blocked, None
+    yield (
+        N_("with a random (B, T, S) mask that blocks query 2 of sample 0 completely"),
+        q,
+        k,
+        v,
+        blocked,
+        None,
+    )
     allpad = pad.clone()
     allpad[1] = True
     yield (
-        "with a (B, 1, 1, S) key-padding mask where sample 1 is all pads",
+        N_("with a (B, 1, 1, S) key-padding mask where sample 1 is all pads"),
         q4,
         k4,
         v4,
         allpad[:, None, None, :],
-        {1: "the all-pad sequence"},
+        {1: N_("the all-pad sequence")},
     )
 
 
@@ -317,12 +332,19 @@ def check_scaled_dot_product_attention(scaled_dot_product_attention, *, seed: in
             require(
                 t is None or torch.equal(t, t0),
                 name,
-                f"it modified one of its inputs in place {label}; use out-of-place ops (masked_fill, not masked_fill_)",
+                tr(
+                    "it modified one of its inputs in place {label}; use out-of-place ops (masked_fill, not masked_fill_)",
+                    label=tr(label),
+                ),
             )
         if not (isinstance(got, tuple) and len(got) == 2):
             raise CheckFailed(
-                f"{name}: should return a tuple (out, weights), got {type(got).__name__}"
-                + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else "")
+                tr(
+                    "{name}: should return a tuple (out, weights), got {got_type}",
+                    name=name,
+                    got_type=type(got).__name__,
+                )
+                + (tr(" of length {len_got}", len_got=len(got)) if isinstance(got, (tuple, list)) else "")
             )
         out, w = got
         T, S, dv = q.shape[-2], k.shape[-2], v.shape[-1]
@@ -331,14 +353,14 @@ def check_scaled_dot_product_attention(scaled_dot_product_attention, *, seed: in
             name,
             w,
             lead + (T, S),
-            what=f"weights {label}",
+            what=tr("weights {label}", label=tr(label)),
             axes=",".join(["B", "H"][: len(lead)] + ["T", "S"]),
         )
         expect_tensor(
             name,
             out,
             lead + (T, dv),
-            what=f"out {label}",
+            what=tr("out {label}", label=tr(label)),
             axes=",".join(["B", "H"][: len(lead)] + ["T", "dv"]),
         )
         ref_out, ref_w = attention.scaled_dot_product_attention(q, k, v, attn_mask=m)
@@ -368,19 +390,23 @@ def check_scaled_dot_product_attention(scaled_dot_product_attention, *, seed: in
         )
         if m is not None:
             full = torch.broadcast_to(m, w.shape)
-            require(bool((w[full] == 0).all()), name, f"blocked positions must get exactly 0 weight {label}")
+            require(
+                bool((w[full] == 0).all()),
+                name,
+                tr("blocked positions must get exactly 0 weight {label}", label=tr(label)),
+            )
             empty = full.all(-1)
             rows = w.sum(-1)
             require(
                 torch.allclose(rows[~empty], torch.ones_like(rows[~empty]), atol=1e-5),
                 name,
-                f"each query's weights over the keys must sum to 1 {label}",
+                tr("each query's weights over the keys must sum to 1 {label}", label=tr(label)),
             )
             if empty.any():
                 require(
                     bool((out[empty] == 0).all()),
                     name,
-                    f"a fully blocked query must give a zero output {label}",
+                    tr("a fully blocked query must give a zero output {label}", label=tr(label)),
                 )
         # the torch built-in agrees wherever it is defined, i.e. on every query that sees a key
         # (True = *allowed* there: convert once, visibly)

@@ -26,6 +26,7 @@ from tfmcourse.checks._core import (
     require,
     set_mode,
 )
+from tfmcourse.checks._i18n import N_, tr
 from tfmcourse.masks import merge_masks
 from tfmcourse.torch_interop import load_from_torch
 
@@ -90,20 +91,23 @@ def check_split_heads(split_heads, *, seed: int = 0) -> None:
             name,
             got,
             (B, H, T, D // H),
-            what=f"output for x {tuple(x.shape)}, n_heads={H}",
+            what=tr("output for x {x_shape}, n_heads={H}", x_shape=tuple(x.shape), H=H),
             axes="B,H,T,d_head",
         )
         assert_close(
             name,
             got,
             attention.split_heads(x, H),
-            case=f"for x {tuple(x.shape)}, n_heads={H}",
+            case=tr("for x {x_shape}, n_heads={H}", x_shape=tuple(x.shape), H=H),
             mistake_args=(x, H),
             hint="x.view(B, T, H, D // H).transpose(1, 2)",
         )
     passed(
         name,
-        f"(B, T, D) → (B, H, T, D/H), head h = features h·d_head … (h+1)·d_head-1, for {len(cases)} shapes",
+        tr(
+            "(B, T, D) → (B, H, T, D/H), head h = features h·d_head … (h+1)·d_head-1, for {n_cases} shapes",
+            n_cases=len(cases),
+        ),
     )
 
 
@@ -120,18 +124,26 @@ def check_merge_heads(merge_heads, *, seed: int = 0) -> None:
         x0 = x.clone()
         got = call(name, merge_heads, x)
         require(torch.equal(x, x0), name, "it modified its input in place")
-        expect_tensor(name, got, (B, T, H * dh), what=f"output for x {tuple(x.shape)}", axes="B,T,D")
+        expect_tensor(
+            name, got, (B, T, H * dh), what=tr("output for x {x_shape}", x_shape=tuple(x.shape)), axes="B,T,D"
+        )
         assert_close(
             name,
             got,
             attention.merge_heads(x),
-            case=f"for x {tuple(x.shape)}",
+            case=tr("for x {x_shape}", x_shape=tuple(x.shape)),
             mistake_args=(x,),
             hint="x.transpose(1, 2).reshape(B, T, H * d_head)",
         )
         back = attention.split_heads(got, H)
         require(torch.equal(back, x), name, "merge_heads must be the inverse of split_heads")
-    passed(name, f"(B, H, T, d_head) → (B, T, H·d_head), the inverse of split_heads, for {len(cases)} shapes")
+    passed(
+        name,
+        tr(
+            "(B, H, T, d_head) → (B, T, H·d_head), the inverse of split_heads, for {n_cases} shapes",
+            n_cases=len(cases),
+        ),
+    )
 
 
 # ---------------------------------------------------------------- known mistakes: MultiHeadAttention
@@ -321,7 +333,9 @@ def _query_locator(blocked_row: int):
 
     def locate(idx: tuple[int, ...]) -> str:
         t = idx[1] if len(idx) == 3 else idx[2]
-        return f"batch item {idx[0]}, query {t}" + (" — the fully blocked query" if t == blocked_row else "")
+        return tr("batch item {item}, query {t}", item=idx[0], t=t) + (
+            N_(" — the fully blocked query") if t == blocked_row else ""
+        )
 
     return locate
 
@@ -333,7 +347,19 @@ def _mha_cases(g: torch.Generator):
     purpose (a (T, S) mask lined up with the batch axis would pass a shape test there)."""
     B, T, S, D = TINY["B"], TINY["T"], TINY["S"], TINY["d_model"]
     q, k, v = randn(B, T, D, g=g, shift=0.2), randn(B, S, D, g=g), randn(B, S, D, g=g, shift=-0.2)
-    yield f"cross-attention, query {tuple(q.shape)}, key/value {tuple(k.shape)}", q, k, v, None, None, None
+    yield (
+        tr(
+            "cross-attention, query {q_shape}, key/value {k_shape}",
+            q_shape=tuple(q.shape),
+            k_shape=tuple(k.shape),
+        ),
+        q,
+        k,
+        v,
+        None,
+        None,
+        None,
+    )
     causal = torch.ones(T, S, dtype=torch.bool).triu(1 + S - T)
     # B = T = S = 5, both masks: a (T, S) mask lined up with the batch axis, or a padding mask
     # applied to the queries, has a valid shape here and blocks the wrong entries
@@ -343,7 +369,7 @@ def _mha_cases(g: torch.Generator):
     sq_pad[torch.arange(T), (torch.arange(T) + 2).clamp(max=T - 1)] = True
     sq_pad[:, 0] = False
     yield (
-        "self-attention with a causal attn_mask and a key_padding_mask, B = T = S = 5",
+        N_("self-attention with a causal attn_mask and a key_padding_mask, B = T = S = 5"),
         xs,
         xs,
         xs,
@@ -358,7 +384,7 @@ def _mha_cases(g: torch.Generator):
     # both masks first: a learner's two mistakes at once are then told apart from each one alone
     self_causal = torch.ones(S, S, dtype=torch.bool).triu(1)
     yield (
-        "self-attention (T = S = 7) with a causal attn_mask and a key_padding_mask",
+        N_("self-attention (T = S = 7) with a causal attn_mask and a key_padding_mask"),
         x,
         x,
         x,
@@ -366,27 +392,30 @@ def _mha_cases(g: torch.Generator):
         pad,
         None,
     )
-    yield "self-attention (T = S = 7) with a key_padding_mask", x, x, x, None, pad, None
-    yield "cross-attention with a key_padding_mask", q, k, v, None, pad, None
-    yield "cross-attention with a (T, S) causal-style attn_mask", q, k, v, causal, None, None
-    yield "with both an attn_mask and a key_padding_mask", q, k, v, causal, pad, None
+    yield N_("self-attention (T = S = 7) with a key_padding_mask"), x, x, x, None, pad, None
+    yield N_("cross-attention with a key_padding_mask"), q, k, v, None, pad, None
+    yield N_("cross-attention with a (T, S) causal-style attn_mask"), q, k, v, causal, None, None
+    yield N_("with both an attn_mask and a key_padding_mask"), q, k, v, causal, pad, None
     allpad = pad.clone()
     allpad[1] = True
     yield (
-        "cross-attention where sample 1 is all pads",
+        N_("cross-attention where sample 1 is all pads"),
         q,
         k,
         v,
         None,
         allpad,
-        item_locator({1: "the all-pad sequence"}),
+        item_locator({1: N_("the all-pad sequence")}),
     )
     blocked_row = int(torch.randint(0, T, (1,), generator=g))
     rows = torch.rand(T, S, generator=g) < 0.3
     rows[:, 0] = False
     rows[blocked_row] = True
     yield (
-        f"with a (T, S) attn_mask that blocks query {blocked_row} completely, and a key_padding_mask",
+        tr(
+            "with a (T, S) attn_mask that blocks query {blocked_row} completely, and a key_padding_mask",
+            blocked_row=blocked_row,
+        ),
         q,
         k,
         v,
@@ -397,8 +426,10 @@ def _mha_cases(g: torch.Generator):
     per_sample = torch.rand(B, 1, T, S, generator=g) < 0.35
     per_sample[1, 0, -1] = True
     yield (
-        "with a (B, 1, T, S) attn_mask (per sample, shared by the heads), last query of sample 1 "
-        "fully blocked",
+        N_(
+            "with a (B, 1, T, S) attn_mask (per sample, shared by the heads), last query of sample 1 "
+            "fully blocked"
+        ),
         q,
         k,
         v,
@@ -423,17 +454,24 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
     n = count_parameters(mha)
     if n == 4 * (D * D + D) + 2 * D:
         raise CheckFailed(
-            f"{name}: MultiHeadAttention({D}, {H}) has {n} parameters, 2·{D} more than the four "
-            f"projections: is there a LayerNorm inside? The residual connection and the LayerNorm "
-            f"belong to the encoder/decoder layer (lesson 08), which wraps this module; "
-            f"MultiHeadAttention returns out_proj(merged heads) only."
+            tr(
+                "{name}: MultiHeadAttention({D}, {H}) has {n} parameters, 2·{D} more than the four projections: is there a LayerNorm inside? The residual connection and the LayerNorm belong to the encoder/decoder layer (lesson 08), which wraps this module; MultiHeadAttention returns out_proj(merged heads) only.",
+                name=name,
+                D=D,
+                H=H,
+                n=n,
+            )
         )
     require(
         n == 4 * (D * D + D),
         name,
-        f"MultiHeadAttention({D}, {H}) has {n} parameters, expected {4 * (D * D + D)}: four "
-        f"nn.Linear({D}, {D}) with bias (q_proj, k_proj, v_proj, out_proj) — the same as one head "
-        f"of full width; splitting into heads adds no parameters",
+        tr(
+            "MultiHeadAttention({D}, {H}) has {n} parameters, expected {expected}: four nn.Linear({D}, {D}) with bias (q_proj, k_proj, v_proj, out_proj) — the same as one head of full width; splitting into heads adds no parameters",
+            D=D,
+            H=H,
+            n=n,
+            expected=4 * (D * D + D),
+        ),
     )
     ref_torch = _torch_mha(D, H, g)
     weights = _weights_of(ref_torch)
@@ -449,20 +487,24 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
         require(
             all(torch.equal(a, b) for a, b in zip((q, k, v), inputs)),
             name,
-            f"forward modified its inputs in place ({label})",
+            tr("forward modified its inputs in place ({label})", label=tr(label)),
         )
         if not (isinstance(got, tuple) and len(got) == 2):
             raise CheckFailed(
-                f"{name}: with need_weights=True forward should return (out, weights), got "
-                f"{type(got).__name__}" + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else "")
+                tr(
+                    "{name}: with need_weights=True forward should return (out, weights), got {got_type}",
+                    name=name,
+                    got_type=type(got).__name__,
+                )
+                + (tr(" of length {len_got}", len_got=len(got)) if isinstance(got, (tuple, list)) else "")
             )
         out, w = got
-        expect_tensor(name, out, (q.shape[0], T, D), what=f"out ({label})", axes="B,T,D")
+        expect_tensor(name, out, (q.shape[0], T, D), what=tr("out ({label})", label=tr(label)), axes="B,T,D")
         expect_tensor(
             name,
             w,
             (q.shape[0], H, T, S),
-            what=f"weights ({label}); one map per head, not averaged",
+            what=tr("weights ({label}); one map per head, not averaged", label=tr(label)),
             axes="B,H,T,S",
         )
         with torch.no_grad():
@@ -473,13 +515,13 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
                 q, k, v, attn_mask=t_am, key_padding_mask=kpm, need_weights=True, average_attn_weights=False
             )
         margs, mkw = (params, q, k, v), {"attn_mask": am, "key_padding_mask": kpm}
-        for what, got_t, want, pick in (("out", out, ref_out, 0), ("attention weights", w, ref_w, 1)):
+        for what, got_t, want, pick in (("out", out, ref_out, 0), (N_("attention weights"), w, ref_w, 1)):
             assert_close(
                 name,
                 got_t,
                 want,
                 what=what,
-                case=f"({label})",
+                case=f"({tr(label)})",
                 mistake_args=margs,
                 mistake_kwargs=mkw,
                 mistake_pick=lambda r, i=pick: r[i],
@@ -491,7 +533,7 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
             require(
                 bool((w[full] == 0).all()),
                 name,
-                f"blocked keys must get exactly 0 weight ({label})",
+                tr("blocked keys must get exactly 0 weight ({label})", label=tr(label)),
             )
         # torch's module agrees wherever it is defined: on queries that see at least one key
         seen = torch.ones(w.shape[0], T, dtype=torch.bool) if full is None else (~full).any(-1).all(1)
@@ -500,14 +542,14 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
             out[seen],
             t_out[seen],
             what="out (vs torch.nn.MultiheadAttention with the same weights, queries that see a key)",
-            case=f"({label})",
+            case=f"({tr(label)})",
         )
         assert_close(
             name,
             w.transpose(1, 2)[seen],
             t_w.transpose(1, 2)[seen],
             what="weights (vs torch.nn.MultiheadAttention, average_attn_weights=False)",
-            case=f"({label})",
+            case=f"({tr(label)})",
         )
     q, k, v = randn(2, 5, D, g=g), randn(2, 7, D, g=g), randn(2, 7, D, g=g)
     got = call(name, mha, q, k, v, _no_grad=True)
@@ -521,8 +563,13 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
     require(
         n == 4 * D * D,
         name,
-        f"MultiHeadAttention({D}, {H}, bias=False) has {n} parameters, expected "
-        f"{4 * D * D}: pass bias=bias to the four nn.Linear layers",
+        tr(
+            "MultiHeadAttention({D}, {H}, bias=False) has {n} parameters, expected {expected}: pass bias=bias to the four nn.Linear layers",
+            D=D,
+            H=H,
+            n=n,
+            expected=4 * D * D,
+        ),
     )
     passed(
         name,

@@ -37,6 +37,7 @@ from tfmcourse.checks._core import (
     require,
     set_mode,
 )
+from tfmcourse.checks._i18n import N_, tr
 from tfmcourse.checks.lesson07 import _mha_variant
 
 B, T, S = TINY["B"], TINY["T"], TINY["S"]
@@ -450,15 +451,24 @@ def _build(name, cls, weights, count, norm_first=None, what=""):
     remote = getattr(type(layer), "__tfm_remote__", False)  # secure grading: a proxy for the learner's module
     if not remote and not isinstance(layer, torch.nn.Module):
         raise CheckFailed(
-            f"{name}: {name}(...) should build an nn.Module (subclass nn.Module and call "
-            f"super().__init__() first), got {type(layer).__name__}"
+            tr(
+                "{name}: {name}(...) should build an nn.Module (subclass nn.Module and call super().__init__() first), got {layer_type}",
+                name=name,
+                layer_type=type(layer).__name__,
+            )
         )
     n = count_parameters(layer)
     require(
         n == count,
         name,
-        f"{name}{args} has {n} parameters, expected {count}{what}. Extra layers "
-        f"would stay randomly initialised; missing ones break the contract",
+        tr(
+            "{name}{args} has {n} parameters, expected {count}{what}. Extra layers would stay randomly initialised; missing ones break the contract",
+            name=name,
+            args=args,
+            n=n,
+            count=count,
+            what=what,
+        ),
     )
     load_weights(layer, weights, name)
     set_mode(layer, False)
@@ -481,7 +491,7 @@ def check_FeedForward(FeedForward, *, seed: int = 0) -> None:
         FeedForward,
         weights,
         _expected_count("ff"),
-        what=f" (linear1: {D}→{DFF} and linear2: {DFF}→{D}, with biases)",
+        what=tr(" (linear1: {D}→{DFF} and linear2: {DFF}→{D}, with biases)", D=D, DFF=DFF),
     )
     ref = transformer.FeedForward(D, DFF).eval()
     ref.load_state_dict(weights)
@@ -521,15 +531,17 @@ def check_FeedForward(FeedForward, *, seed: int = 0) -> None:
             name,
             out,
             tuple(x.shape),
-            what=f"output for {label}",
+            what=tr("output for {label}", label=tr(label)),
             axes="B,T,d_model" if x.dim() == 3 else "N,d_model",
         )
         with torch.no_grad():
-            assert_close(name, out, ref(x), case=f"for {label}", mistake_args=(ref, x))
+            assert_close(name, out, ref(x), case=tr("for {label}", label=tr(label)), mistake_args=(ref, x))
     passed(
         name,
-        "linear2(relu(linear1(x))) on any leading axes, no dropout in eval mode, "
-        f"{_expected_count('ff')} parameters",
+        tr(
+            "linear2(relu(linear1(x))) on any leading axes, no dropout in eval mode, {count} parameters",
+            count=_expected_count("ff"),
+        ),
     )
 
 
@@ -561,8 +573,12 @@ def _decoder_locator(tgt_pad, mem_pad):
 def _ensure_tensor_out(name, out):
     if isinstance(out, (tuple, list)):
         raise CheckFailed(
-            f"{name}: forward should return just the output tensor, got a "
-            f"{type(out).__name__} of length {len(out)}"
+            tr(
+                "{name}: forward should return just the output tensor, got a {out_type} of length {len_out}",
+                name=name,
+                out_type=type(out).__name__,
+                len_out=len(out),
+            )
         )
     return out
 
@@ -599,12 +615,23 @@ def check_EncoderLayer(EncoderLayer, *, seed: int = 0) -> None:
                 {1: "the all-pad sequence"},
             ),
         ]:
-            case = f"(norm_first={norm_first}, x (B={B}, S={S}, D={D}) {label})"
+            case = tr(
+                "(norm_first={norm_first}, x (B={B}, S={S}, D={D}) {label})",
+                norm_first=norm_first,
+                B=B,
+                S=S,
+                D=D,
+                label=tr(label),
+            )
             before = x.clone()
             out = _deterministic(name, lambda: call(name, layer, x, src_key_padding_mask=mask, _no_grad=True))
             require(torch.equal(x, before), name, "forward modified its input in place")
             out = expect_tensor(
-                name, _ensure_tensor_out(name, out), (B, S, D), what=f"output {case}", axes="B,S,D"
+                name,
+                _ensure_tensor_out(name, out),
+                (B, S, D),
+                what=tr("output {case}", case=tr(case)),
+                axes="B,S,D",
             )
             with torch.no_grad():
                 assert_close(
@@ -647,12 +674,14 @@ def check_DecoderLayer(DecoderLayer, *, seed: int = 0) -> None:
     mem_allpad = torch.zeros(B, S, dtype=torch.bool)
     mem_allpad[1] = True
     cases = [  # no masks first: mistakes that would crash with masks (wrong keys) are named here
-        ("without masks", None, None, None),
-        ("with the causal tgt_mask and both padding masks", causal, tgt_pad, mem_pad),
-        ("with the causal tgt_mask only", causal, None, None),
+        (N_("without masks"), None, None, None),
+        (N_("with the causal tgt_mask and both padding masks"), causal, tgt_pad, mem_pad),
+        (N_("with the causal tgt_mask only"), causal, None, None),
         (
-            "with the causal tgt_mask, sample 0's target padded at its start (its first queries see "
-            "no key) and sample 1's memory all pads",
+            N_(
+                "with the causal tgt_mask, sample 0's target padded at its start (its first queries see "
+                "no key) and sample 1's memory all pads"
+            ),
             causal,
             left_pad,
             mem_allpad,
@@ -671,7 +700,14 @@ def check_DecoderLayer(DecoderLayer, *, seed: int = 0) -> None:
         ref = _reference(transformer.DecoderLayer, weights, norm_first)
         twin = torch_interop.to_torch(ref).train()
         for label, tm, tp, mp in cases:
-            case = f"(norm_first={norm_first}, y (B={B}, T={T}), memory (B={B}, S={S}), {label})"
+            case = tr(
+                "(norm_first={norm_first}, y (B={B}, T={T}), memory (B={B}, S={S}), {label})",
+                norm_first=norm_first,
+                B=B,
+                T=T,
+                S=S,
+                label=tr(label),
+            )
             before = (y.clone(), memory.clone())
             out = _deterministic(
                 name,
@@ -692,7 +728,11 @@ def check_DecoderLayer(DecoderLayer, *, seed: int = 0) -> None:
                 "forward modified its inputs in place",
             )
             out = expect_tensor(
-                name, _ensure_tensor_out(name, out), (B, T, D), what=f"output {case}", axes="B,T,D"
+                name,
+                _ensure_tensor_out(name, out),
+                (B, T, D),
+                what=tr("output {case}", case=tr(case)),
+                axes="B,T,D",
             )
             kw = dict(tgt_mask=tm, tgt_key_padding_mask=tp, memory_key_padding_mask=mp)
             with torch.no_grad():

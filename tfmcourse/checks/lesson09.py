@@ -24,6 +24,7 @@ from tfmcourse.checks._core import (
     randn,
     require,
 )
+from tfmcourse.checks._i18n import N_, tr
 from tfmcourse.checks._models import scripted_case
 
 # ---------------------------------------------------------------- known mistakes: noam_lr
@@ -334,7 +335,14 @@ def _scalar(name: str, value, what: str) -> float:
         return float(value.detach().reshape(()))
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return float(value)
-    raise CheckFailed(f"{name}: {what} should be a number (float), got {type(value).__name__}")
+    raise CheckFailed(
+        tr(
+            "{name}: {what} should be a number (float), got {value_type}",
+            name=name,
+            what=what,
+            value_type=type(value).__name__,
+        )
+    )
 
 
 def _matching_mistake(name: str, same) -> str | None:
@@ -342,14 +350,14 @@ def _matching_mistake(name: str, same) -> str | None:
     for m in MISTAKES.get(name, []):
         try:
             if same(m.impl):
-                return m.description
+                return tr(m.description)
         except Exception:
             continue
     return None
 
 
 def _with_mistake(message: str, found: str | None) -> str:
-    return message + (f"\n  This matches a known mistake: {found}" if found else "")
+    return message + (tr("\n  This matches a known mistake: {found}", found=found) if found else "")
 
 
 # ---------------------------------------------------------------- checks
@@ -366,7 +374,7 @@ def check_noam_lr(noam_lr, *, seed: int = 0) -> None:
     factor = 2.0 + float(torch.rand(1, generator=g))
     steps = [warmup, 1, 2, warmup // 2, warmup - 1, warmup + 1, 2 * warmup, 10 * warmup, 37 * warmup + 3]
     got = [
-        _scalar(name, call(name, noam_lr, s, d_model, warmup, factor=factor), f"noam_lr({s}, …)")
+        _scalar(name, call(name, noam_lr, s, d_model, warmup, factor=factor), tr("noam_lr({s}, …)", s=s))
         for s in steps
     ]
     want = [schedule.noam_lr(s, d_model, warmup, factor) for s in steps]
@@ -382,9 +390,17 @@ def check_noam_lr(noam_lr, *, seed: int = 0) -> None:
             table = ", ".join(f"{s2}: {b2:.4g}" for s2, b2 in zip(steps[:5], want[:5]))
             raise CheckFailed(
                 _with_mistake(
-                    f"{name}: wrong rate at step {s} (d_model={d_model}, warmup_steps={warmup}, "
-                    f"factor={factor:.3f}): expected {b:.6g}, got {a:.6g}.\n"
-                    f"  expected at steps {table}, …",
+                    tr(
+                        "{name}: wrong rate at step {s} (d_model={d_model}, warmup_steps={warmup}, factor={factor:.3f}): expected {b:.6g}, got {a:.6g}.\n  expected at steps {table}, …",
+                        name=name,
+                        s=s,
+                        d_model=d_model,
+                        warmup=warmup,
+                        factor=factor,
+                        b=b,
+                        a=a,
+                        table=table,
+                    ),
                     found,
                 )
             )
@@ -393,35 +409,52 @@ def check_noam_lr(noam_lr, *, seed: int = 0) -> None:
     require(
         math.isclose(default, want_default, rel_tol=1e-4),
         name,
-        f"with the default factor (1.0) at step {3 * warmup}: expected {want_default:.6g}, got {default:.6g}",
+        tr(
+            "with the default factor (1.0) at step {at_step}: expected {want_default:.6g}, got {default:.6g}",
+            at_step=3 * warmup,
+            want_default=want_default,
+            default=default,
+        ),
     )
     # step 0: LambdaLR evaluates the multiplier at step 0 when it is created
     try:
         zero = call(name, noam_lr, 0, d_model, warmup, factor=factor)
     except CheckFailed as exc:
         raise CheckFailed(
-            f"{name}: it crashes at step 0, but LambdaLR calls it with step 0 when the "
-            f"scheduler is created (0 ** -0.5 divides by zero). Treat step 0 as step 1 "
-            f"(step = max(step, 1)).\n  ({exc})"
+            tr(
+                "{name}: it crashes at step 0, but LambdaLR calls it with step 0 when the scheduler is created (0 ** -0.5 divides by zero). Treat step 0 as step 1 (step = max(step, 1)).\n  ({exc})",
+                name=name,
+                exc=exc,
+            )
         ) from None
     zero = _scalar(name, zero, "noam_lr(0, …)")
     require(
         math.isfinite(zero),
         name,
-        f"at step 0 it returns {zero}, not a finite number: LambdaLR needs a "
-        "finite multiplier at step 0 (treat step 0 as step 1)",
+        tr(
+            "at step 0 it returns {zero}, not a finite number: LambdaLR needs a finite multiplier at step 0 (treat step 0 as step 1)",
+            zero=zero,
+        ),
     )
     require(
         0.0 <= zero <= want[1] * (1 + 1e-4),
         name,
-        f"at step 0 it returns {zero:.4g}; expected 0 or the value of step 1 ({want[1]:.4g})",
+        tr(
+            "at step 0 it returns {zero:.4g}; expected 0 or the value of step 1 ({step_1_value:.4g})",
+            zero=zero,
+            step_1_value=want[1],
+        ),
     )
     peak = max(range(len(steps)), key=lambda i: got[i])
-    require(steps[peak] == warmup, name, f"the schedule should peak at warmup_steps={warmup}")
+    require(
+        steps[peak] == warmup, name, tr("the schedule should peak at warmup_steps={warmup}", warmup=warmup)
+    )
     passed(
         name,
-        f"matches factor·d_model^-0.5·min(step^-0.5, step·warmup^-1.5) at {len(steps)} steps, "
-        "peaks at warmup_steps, finite at step 0",
+        tr(
+            "matches factor·d_model^-0.5·min(step^-0.5, step·warmup^-1.5) at {n_steps} steps, peaks at warmup_steps, finite at step 0",
+            n_steps=len(steps),
+        ),
     )
 
 
@@ -445,16 +478,24 @@ def check_teacher_forcing_batch(teacher_forcing_batch, *, seed: int = 0) -> None
     name = "teacher_forcing_batch"
     g = generator(seed)
     cases = [
-        ("B=3, T=8 with EOS and padding", _tf_case(g, 3, 8, [6, 3, 1], bos=1, eos=2, pad=0)),
-        ("B=2, T=2 (just BOS and EOS)", _tf_case(g, 2, 2, [0, 0], bos=3, eos=4, pad=0)),
+        (N_("B=3, T=8 with EOS and padding"), _tf_case(g, 3, 8, [6, 3, 1], bos=1, eos=2, pad=0)),
+        (N_("B=2, T=2 (just BOS and EOS)"), _tf_case(g, 2, 2, [0, 0], bos=3, eos=4, pad=0)),
     ]
     for label, tgt in cases:
         before = tgt.clone()
         got = call(name, teacher_forcing_batch, tgt)
-        require(torch.equal(tgt, before), name, f"it modified tgt in place ({label}); slice it instead")
+        require(
+            torch.equal(tgt, before),
+            name,
+            tr("it modified tgt in place ({label}); slice it instead", label=tr(label)),
+        )
         if not (isinstance(got, (tuple, list)) and len(got) == 2):
             raise CheckFailed(
-                f"{name}: should return a pair (decoder_input, labels), got {type(got).__name__}"
+                tr(
+                    "{name}: should return a pair (decoder_input, labels), got {got_type}",
+                    name=name,
+                    got_type=type(got).__name__,
+                )
             )
         inp, lab = got
         want_inp, want_lab = decoding.teacher_forcing_batch(tgt)
@@ -483,16 +524,29 @@ def check_teacher_forcing_batch(teacher_forcing_batch, *, seed: int = 0) -> None
             if found:
                 raise CheckFailed(
                     _with_mistake(
-                        f"{name}: wrong decoder input / labels ({label}).\n"
-                        f"  tgt[0]            {tgt[0].tolist()}\n"
-                        f"  expected input[0] {want_inp[0].tolist()}\n"
-                        f"  expected labels[0] {want_lab[0].tolist()}",
+                        tr(
+                            "{name}: wrong decoder input / labels ({label}).\n  tgt[0]            {tgt_row}\n  expected input[0] {input_row}\n  expected labels[0] {labels_row}",
+                            name=name,
+                            label=tr(label),
+                            tgt_row=tgt[0].tolist(),
+                            input_row=want_inp[0].tolist(),
+                            labels_row=want_lab[0].tolist(),
+                        ),
                         found,
                     )
                 )
         B, T = tgt.shape
-        expect_tensor(name, inp, (B, T - 1), dtype=None, what=f"decoder input ({label})", axes="B,T-1")
-        expect_tensor(name, lab, (B, T - 1), dtype=None, what=f"labels ({label})", axes="B,T-1")
+        expect_tensor(
+            name,
+            inp,
+            (B, T - 1),
+            dtype=None,
+            what=tr("decoder input ({label})", label=tr(label)),
+            axes="B,T-1",
+        )
+        expect_tensor(
+            name, lab, (B, T - 1), dtype=None, what=tr("labels ({label})", label=tr(label)), axes="B,T-1"
+        )
         require(
             not inp.is_floating_point() and not lab.is_floating_point(),
             name,
@@ -522,15 +576,15 @@ def _ls_cases(g: torch.Generator):
     logits = randn(N, V, g=g, scale=2.0, shift=0.5)
     target = torch.randint(1, V, (N,), generator=g)
     target[[2, 5, 9]] = 0  # the pad class, a valid index
-    yield "smoothing 0.1, ignore_index 0 (3 of 11 rows ignored)", logits, target, 0.1, 0
+    yield N_("smoothing 0.1, ignore_index 0 (3 of 11 rows ignored)"), logits, target, 0.1, 0
     logits = randn(9, 5, g=g, scale=3.0)
     target = torch.randint(0, 5, (9,), generator=g)
     target[[0, 4]] = -100
-    yield "smoothing 0.25, ignore_index -100", logits, target, 0.25, -100
+    yield N_("smoothing 0.25, ignore_index -100"), logits, target, 0.25, -100
     logits = randn(6, 13, g=g, scale=1.5, shift=-1.0)
     target = torch.randint(0, 13, (6,), generator=g)
     target[target == 3] = 4
-    yield "smoothing 0.0, ignore_index 3 (none ignored)", logits, target, 0.0, 3
+    yield N_("smoothing 0.0, ignore_index 3 (none ignored)"), logits, target, 0.0, 3
 
 
 @exercise(
@@ -552,24 +606,28 @@ def check_label_smoothed_loss(label_smoothed_loss, *, seed: int = 0) -> None:
         except CheckFailed as exc:
             if not 0 <= ignore < logits.shape[-1]:
                 raise CheckFailed(
-                    f"{exc}\n  The target holds ignore_index = {ignore} on the ignored rows ({label}), which "
-                    f"is not a class: gathering or indexing the log-probabilities at the target (or "
-                    f"one_hot of it) before leaving those rows out fails. Select the kept rows first, "
-                    f"or replace their targets (target.masked_fill(target == ignore_index, 0)) and "
-                    f"zero their loss afterwards."
+                    tr(
+                        "{exc}\n  The target holds ignore_index = {ignore} on the ignored rows ({label}), which is not a class: gathering or indexing the log-probabilities at the target (or one_hot of it) before leaving those rows out fails. Select the kept rows first, or replace their targets (target.masked_fill(target == ignore_index, 0)) and zero their loss afterwards.",
+                        exc=exc,
+                        ignore=ignore,
+                        label=tr(label),
+                    )
                 ) from None
             raise
         require(
             torch.equal(logits, before[0]) and torch.equal(target, before[1]),
             name,
-            f"it modified its inputs in place ({label})",
+            tr("it modified its inputs in place ({label})", label=tr(label)),
         )
         if isinstance(got, Tensor) and got.numel() == 1 and got.dim() > 0:
             raise CheckFailed(
-                f"{name}: should return a scalar (shape ()), got shape {tuple(got.shape)}: "
-                "use .mean() / .sum() without keepdim, or .squeeze()"
+                tr(
+                    "{name}: should return a scalar (shape ()), got shape {got_shape}: use .mean() / .sum() without keepdim, or .squeeze()",
+                    name=name,
+                    got_shape=tuple(got.shape),
+                )
             )
-        expect_tensor(name, got, (), what=f"loss ({label})")
+        expect_tensor(name, got, (), what=tr("loss ({label})", label=tr(label)))
         want = decoding.label_smoothed_loss(logits, target, eps, ignore)
         assert_close(
             name, got, want, what="loss", case=f"({label})", mistake_args=(logits, target, eps, ignore)
@@ -587,7 +645,7 @@ def _greedy_cases(seed: int):
     g = generator(seed)
     # (label, ends per row (None = never emits EOS), max_len, V, bos, eos, pad)
     yield (
-        "4 rows emitting EOS as token 3, 1, 8 (the last allowed) and never, max_len 9",
+        N_("4 rows emitting EOS as token 3, 1, 8 (the last allowed) and never, max_len 9"),
         [3, 1, 8, None],
         9,
         11,
@@ -596,7 +654,7 @@ def _greedy_cases(seed: int):
         0,
     )
     yield (
-        "3 rows that all finish early (EOS as token 2, 0 and 4), max_len 10, ids bos=7 eos=4 pad=9",
+        N_("3 rows that all finish early (EOS as token 2, 0 and 4), max_len 10, ids bos=7 eos=4 pad=9"),
         [2, 0, 4],
         10,
         12,
@@ -604,12 +662,12 @@ def _greedy_cases(seed: int):
         4,
         9,
     )
-    yield ("2 rows, neither emits EOS, max_len 5", [None, None], 5, 9, 1, 2, 0)
+    yield (N_("2 rows, neither emits EOS, max_len 5"), [None, None], 5, 9, 1, 2, 0)
     for label, ends, max_len, V, bos, eos, pad in [(f"random plan (seed {seed})", None, 8, 10, 2, 5, 3)]:
         ends = [
             int(e) if e < max_len else None for e in torch.randint(0, max_len + 3, (4,), generator=g).tolist()
         ]
-        yield label + f": EOS at {ends}", ends, max_len, V, bos, eos, pad
+        yield label + tr(": EOS at {ends}", ends=ends), ends, max_len, V, bos, eos, pad
 
 
 def _compare_prefix(a: Tensor, b: Tensor, need: int) -> bool:
@@ -635,9 +693,15 @@ def check_greedy_decode(greedy_decode, *, seed: int = 0) -> None:
         # the expected tokens are computed before the learner's code can touch the model
         want = decoding.greedy_decode(model, src, max_len, bos, eos, pad)  # may stop early
         got = call(name, greedy_decode, model, src, max_len, bos, eos, pad)
-        require(torch.equal(src, src_before), name, f"it modified src in place ({label})")
+        require(torch.equal(src, src_before), name, tr("it modified src in place ({label})", label=tr(label)))
         if not isinstance(got, Tensor):
-            raise CheckFailed(f"{name}: should return a tensor of token ids, got {type(got).__name__}")
+            raise CheckFailed(
+                tr(
+                    "{name}: should return a tensor of token ids, got {got_type}",
+                    name=name,
+                    got_type=type(got).__name__,
+                )
+            )
         B = src.shape[0]
         full = torch.full((B, max_len), pad, dtype=torch.long)
         full[:, : want.shape[1]] = want  # the same, run to max_len
@@ -655,29 +719,55 @@ def check_greedy_decode(greedy_decode, *, seed: int = 0) -> None:
                 )
             raise CheckFailed(
                 _with_mistake(
-                    f"{name}: {message} ({label}).\n"
-                    f"  expected (padded to max_len) row 0 {full[0].tolist()}\n"
-                    f"  got                          row 0 "
-                    f"{got[0].tolist() if got.dim() == 2 else got.tolist()}",
+                    tr(
+                        "{name}: {message} ({label}).\n  expected (padded to max_len) row 0 {expected_row}\n  got                          row 0 {got_row}",
+                        name=name,
+                        message=message,
+                        label=tr(label),
+                        expected_row=full[0].tolist(),
+                        got_row=got[0].tolist() if got.dim() == 2 else got.tolist(),
+                    ),
                     found,
                 )
             )
 
         if got.dim() != 2 or got.shape[0] != B:
-            fail(f"the output has shape {tuple(got.shape)}, expected (B={B}, L) with L <= max_len={max_len}")
+            fail(
+                tr(
+                    "the output has shape {got_shape}, expected (B={B}, L) with L <= max_len={max_len}",
+                    got_shape=tuple(got.shape),
+                    B=B,
+                    max_len=max_len,
+                )
+            )
         if got.is_floating_point() or got.dtype == torch.bool:
-            fail(f"the output should hold integer token ids (torch.long), got dtype {got.dtype}")
+            fail(
+                tr(
+                    "the output should hold integer token ids (torch.long), got dtype {got_dtype}",
+                    got_dtype=got.dtype,
+                )
+            )
         W = got.shape[1]
         if max_len < W:
-            fail(f"the output has {W} columns, more than max_len={max_len}")
+            fail(tr("the output has {W} columns, more than max_len={max_len}", W=W, max_len=max_len))
         if need > W:
             fail(
-                f"the output has only {W} columns, but a row without EOS in its first {W} tokens must "
-                f"run on (to max_len={max_len})"
+                tr(
+                    "the output has only {W} columns, but a row without EOS in its first {W} tokens must run on (to max_len={max_len})",
+                    W=W,
+                    max_len=max_len,
+                )
             )
         if not torch.equal(got.long(), full[:, :W]):
             bad = (got.long() != full[:, :W]).any(dim=1).nonzero()[0, 0].item()
-            fail(f"row {bad} differs: got {got[bad].tolist()}, expected {full[bad, :W].tolist()}")
+            fail(
+                tr(
+                    "row {bad} differs: got {got_row}, expected {expected_row}",
+                    bad=bad,
+                    got_row=got[bad].tolist(),
+                    expected_row=full[bad, :W].tolist(),
+                )
+            )
     passed(
         name,
         "no BOS in the output, each row stops at its own EOS and is padded after it, rows "

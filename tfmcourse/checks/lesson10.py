@@ -33,6 +33,7 @@ from tfmcourse.checks._core import (
     randn,
     require,
 )
+from tfmcourse.checks._i18n import N_, tr
 
 # ---------------------------------------------------------------- known mistakes: rms_norm
 
@@ -403,12 +404,25 @@ def _expect_value_error(name: str, impl, args: tuple, kwargs: dict, what: str) -
         raise
     except CheckFailed as exc:
         msg = str(exc)
-        if "raised ValueError" not in msg:
+        # what the learner's code raised: kept on the failure, or (graded in another process) in the message
+        summary = exc.learner_summary or msg.partition("calling it raised ")[2]
+        if not summary.startswith("ValueError"):
             raise CheckFailed(
-                f"{name}: {what} should raise ValueError with a clear message, but {msg.split(': ', 1)[-1]}"
+                tr(
+                    "{name}: {what} should raise ValueError with a clear message, but {error}",
+                    name=name,
+                    what=what,
+                    error=msg.split(": ", 1)[-1],
+                )
             ) from None
         return
-    raise CheckFailed(f"{name}: {what} should raise ValueError with a clear message; nothing was raised")
+    raise CheckFailed(
+        tr(
+            "{name}: {what} should raise ValueError with a clear message; nothing was raised",
+            name=name,
+            what=what,
+        )
+    )
 
 
 # ---------------------------------------------------------------- checks: rms_norm
@@ -421,11 +435,11 @@ def check_rms_norm(rms_norm, *, seed: int = 0) -> None:
     D = int(torch.randint(5, 14, (1,), generator=g))
     B, T = int(torch.randint(2, 5, (1,), generator=g)), int(torch.randint(3, 8, (1,), generator=g))
     cases = [
-        ("x (B, T, D) with the default eps", randn(B, T, D, g=g, scale=1.5), {}),
-        ("x with a large mean (shift 4), eps=1e-5", randn(B, T, D, g=g, shift=4.0), {"eps": 1e-5}),
-        ("x (D,) a single vector", randn(D, g=g, scale=2.0), {}),
+        (N_("x (B, T, D) with the default eps"), randn(B, T, D, g=g, scale=1.5), {}),
+        (N_("x with a large mean (shift 4), eps=1e-5"), randn(B, T, D, g=g, shift=4.0), {"eps": 1e-5}),
+        (N_("x (D,) a single vector"), randn(D, g=g, scale=2.0), {}),
         (
-            "tiny x (scale 1e-2) with eps=1e-2, where eps matters",
+            N_("tiny x (scale 1e-2) with eps=1e-2, where eps matters"),
             randn(B + 1, D, g=g, scale=1e-2),
             {"eps": 1e-2},
         ),
@@ -434,8 +448,12 @@ def check_rms_norm(rms_norm, *, seed: int = 0) -> None:
         weight = randn(D, g=g, shift=1.0, scale=0.5)
         x0, w0 = x.clone(), weight.clone()
         got = call(name, rms_norm, x, weight, **kw)
-        require(torch.equal(x, x0) and torch.equal(weight, w0), name, f"it modified its inputs ({label})")
-        expect_tensor(name, got, tuple(x.shape), what=f"output ({label})")
+        require(
+            torch.equal(x, x0) and torch.equal(weight, w0),
+            name,
+            tr("it modified its inputs ({label})", label=tr(label)),
+        )
+        expect_tensor(name, got, tuple(x.shape), what=tr("output ({label})", label=tr(label)))
         eps = kw.get("eps", 1e-6)
         expected = F.rms_norm(x.double(), (D,), weight.double(), eps).float()
         assert_close(
@@ -447,7 +465,7 @@ def check_rms_norm(rms_norm, *, seed: int = 0) -> None:
             mistake_kwargs=kw,
             hint="x / sqrt(mean(x², last axis) + eps) * weight",
         )
-        assert_close(name, got, norms.rms_norm(x, weight, eps), case=label + " (vs the reference)")
+        assert_close(name, got, norms.rms_norm(x, weight, eps), case=tr(label) + tr(" (vs the reference)"))
     passed(name, "equals torch.nn.functional.rms_norm, eps inside the root, no centring, weight applied")
 
 
@@ -468,21 +486,25 @@ def check_apply_rope(apply_rope, *, seed: int = 0) -> None:
     d = 2 * int(torch.randint(3, 9, (1,), generator=g))
     start = int(torch.randint(1, 40, (1,), generator=g))
     cases = [
-        ("positions 0 … T−1", torch.arange(T), {}),
-        (f"positions starting at {start}", torch.arange(start, start + T), {}),
-        ("positions in any order, base=500", torch.randperm(60, generator=g)[:T], {"base": 500.0}),
+        (N_("positions 0 … T−1"), torch.arange(T), {}),
+        (tr("positions starting at {start}", start=start), torch.arange(start, start + T), {}),
+        (N_("positions in any order, base=500"), torch.randperm(60, generator=g)[:T], {"base": 500.0}),
     ]
     for label, pos, kw in cases:
         x = randn(B, H, T, d, g=g)
         x0, pos0 = x.clone(), pos.clone()
         got = call(name, apply_rope, x, pos, **kw)
-        require(torch.equal(x, x0) and torch.equal(pos, pos0), name, f"it modified its inputs ({label})")
-        expect_tensor(name, got, tuple(x.shape), what=f"output ({label})", axes="B,H,T,d")
+        require(
+            torch.equal(x, x0) and torch.equal(pos, pos0),
+            name,
+            tr("it modified its inputs ({label})", label=tr(label)),
+        )
+        expect_tensor(name, got, tuple(x.shape), what=tr("output ({label})", label=tr(label)), axes="B,H,T,d")
         assert_close(
             name,
             got,
             positional.apply_rope(x, pos, **kw),
-            case=f"with {label}, d={d}",
+            case=tr("with {label}, d={d}", label=tr(label), d=d),
             mistake_args=(x, pos),
             mistake_kwargs=kw,
             hint="pair (x[..., 2i], x[..., 2i+1]) at position p turns by θ = p·base^(−2i/d)",
@@ -494,11 +516,18 @@ def check_apply_rope(apply_rope, *, seed: int = 0) -> None:
     require(
         abs(float(a - b)) < 1e-3 * (1 + abs(float(a))),
         name,
-        f"rope(q, 7)·rope(k, 3) = {float(a):.5g} but rope(q, 24)·rope(k, 20) = {float(b):.5g}: "
-        "the score should depend only on the offset 4",
+        tr(
+            "rope(q, 7)·rope(k, 3) = {float_a:.5g} but rope(q, 24)·rope(k, 20) = {float_b:.5g}: the score should depend only on the offset 4",
+            float_a=float(a),
+            float_b=float(b),
+        ),
     )
     _expect_value_error(
-        name, apply_rope, (randn(1, 1, 3, d + 1, g=g), torch.arange(3)), {}, f"an odd d={d + 1}"
+        name,
+        apply_rope,
+        (randn(1, 1, 3, d + 1, g=g), torch.arange(3)),
+        {},
+        tr("an odd d={odd_d}", odd_d=d + 1),
     )
     passed(name, "interleaved pairs rotated by p·base^(−2i/d); q·k depends on the offset only; odd d raises")
 
@@ -517,35 +546,43 @@ def _mid_top_p(probs_row: Tensor, g: torch.Generator) -> float:
 def _ntd_cases(g: torch.Generator):
     B, V = int(torch.randint(3, 6, (1,), generator=g)), int(torch.randint(9, 16, (1,), generator=g))
     logits = randn(B, V, g=g, scale=2.0)
-    yield "temperature 1, no filter", logits, dict(temperature=1.0)
+    yield N_("temperature 1, no filter"), logits, dict(temperature=1.0)
     t = float(torch.empty(1).uniform_(0.3, 0.8, generator=g))
-    yield f"temperature {t:.3f}", logits, dict(temperature=t)
-    yield "temperature 2.5", logits, dict(temperature=2.5)
+    yield tr("temperature {t:.3f}", t=t), logits, dict(temperature=t)
+    yield N_("temperature 2.5"), logits, dict(temperature=2.5)
     tied = logits.clone()
     kth = tied.sort(-1, descending=True).values
     tied[:, :] = torch.where(tied == kth[:, 3:4], kth[:, 2:3], tied)  # the 3rd and 4th largest are equal
-    yield "top_k=3 with a tie at the boundary (the 3rd and 4th largest logits are equal)", tied, dict(top_k=3)
+    yield (
+        N_("top_k=3 with a tie at the boundary (the 3rd and 4th largest logits are equal)"),
+        tied,
+        dict(top_k=3),
+    )
     yield "top_k=1", logits, dict(top_k=1)
-    yield f"top_k={V} (= V) keeps every token", logits, dict(top_k=V)
-    yield f"top_k={V + 4} (> V) keeps every token", logits, dict(top_k=V + 4)
+    yield tr("top_k={V} (= V) keeps every token", V=V), logits, dict(top_k=V)
+    yield tr("top_k={top_k} (> V) keeps every token", top_k=V + 4), logits, dict(top_k=V + 4)
     for b in range(B):  # one threshold per row cannot be passed; use row-wise cases
         p = _mid_top_p(torch.softmax(logits[b], -1), g)
-        yield f"top_p={p:.4f} on row {b}", logits[b : b + 1], dict(top_p=p)
-    yield "top_p=1.0 keeps every token", logits, dict(top_p=1.0)
+        yield tr("top_p={p:.4f} on row {b}", p=p, b=b), logits[b : b + 1], dict(top_p=p)
+    yield N_("top_p=1.0 keeps every token"), logits, dict(top_p=1.0)
     t2 = float(torch.empty(1).uniform_(0.5, 2.0, generator=g))
     kept = decoding.next_token_distribution(logits[:1], t2, 6)
     yield (
-        f"temperature {t2:.3f}, then top_k=6, then top_p on what is left",
+        tr("temperature {t2:.3f}, then top_k=6, then top_p on what is left", t2=t2),
         logits[:1],
         dict(temperature=t2, top_k=6, top_p=_mid_top_p(kept[0][kept[0] > 0], g)),
     )
     greedy = logits.clone()
     greedy[0, 1] = greedy[0, 4] = greedy[0].max() + 1.0  # a tie for the maximum
-    yield "temperature 0 (greedy) with a tie for the largest logit in row 0", greedy, dict(temperature=0.0)
+    yield (
+        N_("temperature 0 (greedy) with a tie for the largest logit in row 0"),
+        greedy,
+        dict(temperature=0.0),
+    )
     flat = torch.full((2, V), 0.7)
-    yield "all-equal logits", flat, dict(temperature=1.0)
-    yield "all-equal logits with top_k=2 (every token ties)", flat, dict(top_k=2)
-    yield "all-equal logits with temperature 0", flat, dict(temperature=0.0)
+    yield N_("all-equal logits"), flat, dict(temperature=1.0)
+    yield N_("all-equal logits with top_k=2 (every token ties)"), flat, dict(top_k=2)
+    yield N_("all-equal logits with temperature 0"), flat, dict(temperature=0.0)
 
 
 @exercise(
@@ -561,23 +598,31 @@ def check_next_token_distribution(next_token_distribution, *, seed: int = 0) -> 
     for label, logits, kw in _ntd_cases(g):
         before = logits.clone()
         got = call(name, next_token_distribution, logits, **kw)
-        require(torch.equal(logits, before), name, f"it modified the logits in place ({label})")
-        expect_tensor(name, got, tuple(logits.shape), what=f"probabilities ({label})", axes="B,V")
+        require(
+            torch.equal(logits, before),
+            name,
+            tr("it modified the logits in place ({label})", label=tr(label)),
+        )
+        expect_tensor(
+            name, got, tuple(logits.shape), what=tr("probabilities ({label})", label=tr(label)), axes="B,V"
+        )
         expected = decoding.next_token_distribution(logits.double(), **kw).float()
-        require(not torch.isnan(got).any(), name, f"the probabilities contain NaN ({label})")
+        require(
+            not torch.isnan(got).any(), name, tr("the probabilities contain NaN ({label})", label=tr(label))
+        )
         assert_close(
             name,
             got,
             expected,
             what="probabilities",
-            case=f"for {label}",
+            case=tr("for {label}", label=tr(label)),
             mistake_args=(logits,),
             mistake_kwargs=kw,
         )
         require(
             bool((got[expected == 0] == 0).all()),
             name,
-            f"filtered tokens must get exactly 0 probability ({label})",
+            tr("filtered tokens must get exactly 0 probability ({label})", label=tr(label)),
         )
     for bad in (dict(top_k=0), dict(top_p=0.0), dict(top_p=1.5), dict(temperature=-1.0)):
         what = ", ".join(f"{k}={v}" for k, v in bad.items())
@@ -668,7 +713,11 @@ def check_train_step(train_step, *, seed: int = 0) -> None:
     for loss in got[0]:
         if not isinstance(loss, float):
             raise CheckFailed(
-                f"{name}: should return the loss as a Python float (loss.item()), got {type(loss).__name__}"
+                tr(
+                    "{name}: should return the loss as a Python float (loss.item()), got {loss_type}",
+                    name=name,
+                    loss_type=type(loss).__name__,
+                )
             )
     if _same_run(got, want):
         passed(
@@ -681,7 +730,7 @@ def check_train_step(train_step, *, seed: int = 0) -> None:
     for m in MISTAKES.get(name, []):
         try:
             if _same_run(got, _ts_run(m.impl, seed, None)):
-                found = m.description
+                found = tr(m.description)
                 break
         except Exception:
             continue
@@ -691,20 +740,34 @@ def check_train_step(train_step, *, seed: int = 0) -> None:
         else 1
     )
     if not math.isclose(got[0][step], want[0][step], rel_tol=1e-4, abs_tol=1e-6):
-        what = f"the returned loss of call {step + 1} is {got[0][step]:.6g}, expected {want[0][step]:.6g}"
+        what = tr(
+            "the returned loss of call {call_number} is {loss:.6g}, expected {expected:.6g}",
+            call_number=step + 1,
+            loss=got[0][step],
+            expected=want[0][step],
+        )
     else:
         k = max(want[1][step], key=lambda k: float((got[1][step][k] - want[1][step][k]).abs().max()))
         diff = float((got[1][step][k] - want[1][step][k]).abs().max())
-        what = (
-            f"after call {step + 1} the parameter {k!r} differs from the reference step by up to {diff:.3g}"
+        what = tr(
+            "after call {call_number} the parameter {k!r} differs from the reference step by up to {diff:.3g}",
+            call_number=step + 1,
+            k=k,
+            diff=diff,
         )
     raise CheckFailed(
-        f"{name}: {what} (same model, optimizer, scheduler and tokens; max_grad_norm={got[2]:.3f} "
-        f"on the first call, the default on the second)."
+        tr(
+            "{name}: {what} (same model, optimizer, scheduler and tokens; max_grad_norm={max_norm:.3f} on the first call, the default on the second).",
+            name=name,
+            what=what,
+            max_norm=got[2],
+        )
         + (
-            f"\n  This matches a known mistake: {found}"
+            tr("\n  This matches a known mistake: {found}", found=found)
             if found
-            else "\n  Hint: shift, cross-entropy ignoring pad_id, zero_grad, backward, clip, optimizer.step(), "
-            "scheduler.step()."
+            else tr(
+                "\n  Hint: shift, cross-entropy ignoring pad_id, zero_grad, backward, clip, optimizer.step(), "
+                "scheduler.step()."
+            )
         )
     )

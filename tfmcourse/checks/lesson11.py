@@ -29,6 +29,7 @@ from tfmcourse.checks._core import (
     randn,
     require,
 )
+from tfmcourse.checks._i18n import tr
 
 # ---------------------------------------------------------------- known mistakes: attend_with_cache
 
@@ -191,23 +192,39 @@ def check_attend_with_cache(attend_with_cache, *, seed: int = 0) -> None:
         require(
             all(torch.equal(a, b) for a, b in zip(list(args) + list(cache or ()), inputs)),
             name,
-            f"it modified its inputs at step t={t}",
+            tr("it modified its inputs at step t={t}", t=t),
         )
         if not (isinstance(got, tuple) and len(got) == 2):
-            raise CheckFailed(f"{name}: should return (out, cache), got {type(got).__name__}")
+            raise CheckFailed(
+                tr(
+                    "{name}: should return (out, cache), got {got_type}",
+                    name=name,
+                    got_type=type(got).__name__,
+                )
+            )
         out, new_cache = got
         if not (isinstance(new_cache, tuple) and len(new_cache) == 2):
-            raise CheckFailed(f"{name}: the cache should be a tuple (K, V), got {type(new_cache).__name__}")
-        expect_tensor(name, out, (B, H, 1, dv), what=f"out at step t={t}", axes="B,H,1,dv")
+            raise CheckFailed(
+                tr(
+                    "{name}: the cache should be a tuple (K, V), got {new_cache_type}",
+                    name=name,
+                    new_cache_type=type(new_cache).__name__,
+                )
+            )
+        expect_tensor(name, out, (B, H, 1, dv), what=tr("out at step t={t}", t=t), axes="B,H,1,dv")
         expect_tensor(
             name,
             new_cache[0],
             (B, H, t + 1, d),
-            what=f"cached K after step t={t} (keys on the time axis, dim 2)",
+            what=tr("cached K after step t={t} (keys on the time axis, dim 2)", t=t),
             axes="B,H,t+1,d",
         )
         expect_tensor(
-            name, new_cache[1], (B, H, t + 1, dv), what=f"cached V after step t={t}", axes="B,H,t+1,dv"
+            name,
+            new_cache[1],
+            (B, H, t + 1, dv),
+            what=tr("cached V after step t={t}", t=t),
+            axes="B,H,t+1,dv",
         )
         ref_out, ref_cache = inference.attend_with_cache(*args, ref_cache)
         kw = dict(mistake_args=args, mistake_kwargs={"cache": cache})
@@ -216,7 +233,7 @@ def check_attend_with_cache(attend_with_cache, *, seed: int = 0) -> None:
             new_cache[0],
             ref_cache[0],
             what="cached K",
-            case=f"after step t={t}",
+            case=tr("after step t={t}", t=t),
             mistake_pick=lambda r: r[1][0],
             **kw,
         )
@@ -225,15 +242,18 @@ def check_attend_with_cache(attend_with_cache, *, seed: int = 0) -> None:
             out,
             ref_out,
             what="out",
-            case=f"at step t={t} (B={B}, H={H}, d={d}, dv={dv})",
+            case=tr("at step t={t} (B={B}, H={H}, d={d}, dv={dv})", t=t, B=B, H=H, d=d, dv=dv),
             mistake_pick=lambda r: r[0],
             **kw,
         )
         assert_close(
-            name, out, full[:, :, t : t + 1], what="out (vs full causal attention)", case=f"at t={t}"
+            name, out, full[:, :, t : t + 1], what="out (vs full causal attention)", case=tr("at t={t}", t=t)
         )
         cache = new_cache
-    passed(name, f"{T} steps give exactly causal self-attention; the cache keeps keys and values in order")
+    passed(
+        name,
+        tr("{T} steps give exactly causal self-attention; the cache keeps keys and values in order", T=T),
+    )
 
 
 # ---------------------------------------------------------------- checks: online_softmax_attention
@@ -288,15 +308,24 @@ def check_online_softmax_attention(online_softmax_attention, *, seed: int = 0) -
     while S % b == 0:
         b += 1
     cases = [
-        (f"block_size={b}, which does not divide S={S}", q, k, v, b),
+        (tr("block_size={b}, which does not divide S={S}", b=b, S=S), q, k, v, b),
         ("block_size=1", q, k, v, 1),
         (f"block_size=S={S}", q, k, v, S),
-        (f"block_size={S + 5} > S", q, k, v, S + 5),
-        (f"3-D inputs (B, T, d), block_size={b}", q[:, 0], k[:, 0], v[:, 0], b),
+        (tr("block_size={block} > S", block=S + 5), q, k, v, S + 5),
+        (tr("3-D inputs (B, T, d), block_size={b}", b=b), q[:, 0], k[:, 0], v[:, 0], b),
     ]
     for sign in (1.0, -1.0):
         qh, kh = _huge_scores(g, B, T, S, d, sign)
-        cases.append((f"scores around {sign * 1e4:+.0e} (block_size={b})", qh, kh, v[:, 0], b))
+        cases.append(
+            (
+                tr("scores around {score:+.0e} (block_size={b})", score=sign * 1e4, b=b),
+                qh,
+                kh,
+                v[:, 0],
+                b,
+            )
+        )
+    huge = {c[0] for c in cases[-2:]}  # the two cases with scores near ±1e4
     remote = getattr(type(online_softmax_attention), "__tfm_remote__", False)
     for label, qq, kk, vv, bs in cases:
         inputs = [t.clone() for t in (qq, kk, vv)]
@@ -309,23 +338,33 @@ def check_online_softmax_attention(online_softmax_attention, *, seed: int = 0) -
         require(
             all(torch.equal(a, b2) for a, b2 in zip((qq, kk, vv), inputs)),
             name,
-            f"it modified its inputs ({label})",
+            tr("it modified its inputs ({label})", label=tr(label)),
         )
-        expect_tensor(name, got, tuple(qq.shape[:-1]) + (vv.shape[-1],), what=f"out ({label})")
+        expect_tensor(
+            name, got, tuple(qq.shape[:-1]) + (vv.shape[-1],), what=tr("out ({label})", label=tr(label))
+        )
         require(
             bool(torch.isfinite(got).all()),
             name,
-            f"the output has inf or NaN ({label}). Subtract the running max before exp: "
-            "exp of a score near 1e4 overflows float32."
-            + ("" if "scores" in label else " (this case has ordinary scores)"),
+            tr(
+                "the output has inf or NaN ({label}). Subtract the running max before exp: exp of a score near 1e4 overflows float32.",
+                label=tr(label),
+            )
+            + ("" if label in huge else tr(" (this case has ordinary scores)")),
         )
         expected = F.scaled_dot_product_attention(qq.double(), kk.double(), vv.double()).float()
-        assert_close(name, got, expected, case=f"with {label}", mistake_args=(qq, kk, vv, bs))
+        assert_close(
+            name, got, expected, case=tr("with {label}", label=tr(label)), mistake_args=(qq, kk, vv, bs)
+        )
         if probe.seen:
             raise CheckFailed(
-                f"{name}: the values are right, but the whole (T, S) = ({qq.shape[-2]}, {kk.shape[-2]}) score "
-                f"matrix was formed ({label}). The point of the exercise is to touch only one block of "
-                f"block_size keys at a time: compute q @ k_blockᵀ inside the loop over blocks."
+                tr(
+                    "{name}: the values are right, but the whole (T, S) = ({n_queries}, {n_keys}) score matrix was formed ({label}). The point of the exercise is to touch only one block of block_size keys at a time: compute q @ k_blockᵀ inside the loop over blocks.",
+                    name=name,
+                    n_queries=qq.shape[-2],
+                    n_keys=kk.shape[-2],
+                    label=tr(label),
+                )
             )
     passed(
         name,
