@@ -450,9 +450,8 @@ def test_learner_journey_from_make_lab_to_a_pass_leaves_the_course_clean(tmp_pat
     assert "math.sqrt(q.shape[-1])" in exercise.read_text(), "the learner's work is saved in work/"
     assert (ROOT / "work").exists() == real_work_existed, "the test must not touch the real work/"
 
-    if lang == "ko":  # last, so that everything else is proved even while it is pending
+    if lang == "ko":
         korean = _korean_text(course, NOT_SCALED)
-        if korean is None:
-            pytest.xfail("pending: the checks' Korean texts (po/ko/checks.po) are not in the course yet")
+        assert korean, f"po/ko/checks.po has no Korean text for {NOT_SCALED!r}"
         assert korean in failure_block.replace("\n", " ") or korean in failure_block, failure_block
         assert HANGUL.search(passed_block), passed_block
