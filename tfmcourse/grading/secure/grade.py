@@ -23,7 +23,8 @@ from tfmcourse.grading import notebook
 from tfmcourse.grading.report import ExerciseResult, NotebookReport, Status
 from tfmcourse.grading.secure import extract, policy
 from tfmcourse.grading.secure.proxy import RemoteObject
-from tfmcourse.grading.secure.sandbox import DEFAULT_MEMORY, DEFAULT_TIMEOUT, GradingAborted, shared_sandbox
+from tfmcourse.grading.secure.sandbox import DEFAULT_MEMORY, DEFAULT_TIMEOUT, shared_sandbox
+from tfmcourse.grading.secure.session import GradingAborted
 
 
 def new_seed() -> int:

@@ -1,4 +1,4 @@
-"""Worker side: traps on the torch built-ins an exercise forbids, and the import hook.
+"""Worker side: the policy enforced at run time (import hook, traps, the course's earlier lessons).
 
 Loaded by the worker (never imports the course). A trap replaces every alias
 of a forbidden object in every loaded ``torch`` module; calling it records the
@@ -90,3 +90,27 @@ def install(entries: list[dict]) -> None:
             for k in names:
                 with contextlib.suppress(Exception):
                     setattr(mod, k, trap)
+
+
+def preload_course(msg) -> dict:
+    """Import the earlier lessons' reference code the exercise may use, then prune the rest.
+
+    The course package is not on ``sys.path``: it is imported from ``course_root``
+    only here, before the import hook closes it; every reference implementation of
+    this lesson and later ones (``prune``) is then deleted from the loaded modules.
+    """
+    binds = msg.get("bind") or {}
+    if not binds:
+        return {}
+    sys.path.insert(0, msg["course_root"])
+    try:
+        objs = {name: resolve(path) for name, path in binds.items()}
+    finally:
+        sys.path.remove(msg["course_root"])
+    banned = [obj for obj in map(resolve, msg.get("prune", [])) if obj is not None]
+    for modname, mod in list(sys.modules.items()):
+        if mod is not None and modname.split(".")[0] == "tfmcourse":
+            for k, v in list(vars(mod).items()):
+                if any(v is b for b in banned):
+                    delattr(mod, k)
+    return {k: v for k, v in objs.items() if v is not None and not any(v is b for b in banned)}

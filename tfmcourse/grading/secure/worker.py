@@ -237,33 +237,9 @@ def do_module_op(msg, bufs) -> None:
         send(Kind.EXCEPTION, {"summary": summary(exc)[:4000]})
 
 
-def preload_course(msg) -> dict:
-    """Import the earlier lessons' reference code the exercise may use, then prune the rest.
-
-    The course package is not on ``sys.path``: it is imported from ``course_root``
-    only here, before the import hook closes it; every reference implementation of
-    this lesson and later ones (``prune``) is then deleted from the loaded modules.
-    """
-    binds = msg.get("bind") or {}
-    if not binds:
-        return {}
-    sys.path.insert(0, msg["course_root"])
-    try:
-        objs = {name: traps.resolve(path) for name, path in binds.items()}
-    finally:
-        sys.path.remove(msg["course_root"])
-    banned = [obj for obj in map(traps.resolve, msg.get("prune", [])) if obj is not None]
-    for modname, mod in list(sys.modules.items()):
-        if mod is not None and modname.split(".")[0] == "tfmcourse":
-            for k, v in list(vars(mod).items()):
-                if any(v is b for b in banned):
-                    delattr(mod, k)
-    return {k: v for k, v in objs.items() if v is not None and not any(v is b for b in banned)}
-
-
 def setup(msg) -> None:
     """Define the learner's code for one exercise, behind the import hook and the traps."""
-    course = preload_course(msg)
+    course = traps.preload_course(msg)
     sys.meta_path.insert(0, traps.Blocker())
     traps.install(msg.get("forbidden", []))
     namespace = {"__name__": "__main__", "__builtins__": __builtins__, **course}
