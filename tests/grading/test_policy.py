@@ -70,3 +70,14 @@ def test_earlier_lessons_references_are_allowed_and_later_ones_pruned():
     assert policy.course_bindings(ex, "EncoderLayer", units) == {
         "MultiHeadAttention": "tfmcourse.attention.MultiHeadAttention"
     }
+
+
+def test_forbidden_operators_exist_in_torch():
+    import torch
+
+    assert set(policy.FORBIDDEN_OPS) <= set(policy.FORBIDDEN)
+    for name, (ops, why) in policy.FORBIDDEN_OPS.items():
+        assert why and ops
+        for op in ops:
+            namespace, _, attr = op.partition(".")
+            assert namespace == "aten" and hasattr(torch.ops.aten, attr), f"{name}: {op} is not an operator"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -546,3 +547,75 @@ def test_a_docstring_naming_the_course_package_is_not_refused(tmp_path):
     ''')
     r = by_name(grade(write_notebook(tmp_path / "06_doc.ipynb", {"causal_mask": code})))
     assert r["causal_mask"].status == "passed", r["causal_mask"].message
+
+
+@pytest.mark.parametrize(
+    "name,code,op",
+    [
+        (
+            "layer_norm",
+            "def layer_norm(x, gamma, beta, eps=1e-5):\n"
+            "    return torch.ops.aten.layer_norm(x, [x.shape[-1]], gamma, beta, eps)\n",
+            "aten.native_layer_norm",
+        ),
+        (
+            "layer_norm",
+            "def layer_norm(x, gamma, beta, eps=1e-5):\n"
+            "    functions = getattr(torch._C, '_Variable' + 'Functions')\n"
+            "    return functions.layer_norm(x, [x.shape[-1]], gamma, beta, eps)\n",
+            "aten.native_layer_norm",
+        ),
+        (
+            "batch_norm",
+            "def batch_norm(x, gamma, beta, eps=1e-5):\n"
+            "    flat = x.reshape(-1, x.shape[-1])\n"
+            "    out = torch.ops.aten.batch_norm(flat, gamma, beta, None, None, True, 0.0, eps, False)\n"
+            "    return out.reshape(x.shape)\n",
+            "aten.",
+        ),
+        (
+            "scaled_dot_product_attention",
+            "def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
+            "    keep = None if attn_mask is None else ~attn_mask\n"
+            "    out = torch.ops.aten.scaled_dot_product_attention(q, k, v, keep)\n"
+            "    s = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5\n"
+            "    if attn_mask is not None:\n"
+            "        s = s.masked_fill(attn_mask, float('-inf'))\n"
+            "    return out, torch.softmax(s, -1).nan_to_num(0.0)\n",
+            "aten._s",
+        ),
+    ],
+    ids=["aten-layer_norm", "variable-functions", "aten-batch_norm", "aten-sdpa"],
+)
+def test_the_forbidden_builtin_is_caught_by_the_operator_that_ran(tmp_path, name, code, op):
+    """Reaching the built-in by a name the source check and the traps do not know still scores zero."""
+    lesson = EXERCISES[name].lesson
+    e = by_name(grade(write_notebook(tmp_path / nb_name(lesson, "ops"), {name: code})))[name]
+    assert e.status == "failed" and e.points == 0, (e.status, e.message)
+    assert op in e.reason and "yourself" in e.reason, e.reason
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0,
+    reason="root reads any process's /proc (CAP_SYS_PTRACE): running learner code as another user is OS isolation",
+)
+def test_the_grader_process_is_out_of_reach_of_learner_code(tmp_path):
+    """Learner code finds the grader's pid (its grandparent) but cannot open its descriptors or memory."""
+    code = textwrap.dedent("""
+        import os
+
+        def causal_mask(T):
+            zygote = os.getppid()
+            with open(f"/proc/{zygote}/stat") as f:
+                grader = int(f.read().rsplit(")", 1)[1].split()[1])
+            outcome = []
+            for what in (f"/proc/{grader}/fd", f"/proc/{grader}/environ"):
+                try:
+                    os.listdir(what) if what.endswith("fd") else open(what).read()
+                    outcome.append("open")
+                except PermissionError:
+                    outcome.append("denied")
+            raise RuntimeError("grader-access:" + ",".join(outcome))
+    """)
+    e = by_name(grade(write_notebook(tmp_path / "06_proc.ipynb", {"causal_mask": code})))["causal_mask"]
+    assert "grader-access:denied,denied" in e.message, e.message

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -25,6 +26,24 @@ from tfmcourse.grading.secure import extract, policy
 from tfmcourse.grading.secure.proxy import RemoteObject
 from tfmcourse.grading.secure.sandbox import DEFAULT_MEMORY, DEFAULT_TIMEOUT, shared_sandbox
 from tfmcourse.grading.secure.session import GradingAborted
+
+
+def private_process() -> None:
+    """Make this grading process non-dumpable (Linux): learner code, running as the same user, can
+    then no longer open its ``/proc/<pid>/fd`` (the pool's result pipes), ``mem`` or ``environ``."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass  # not Linux: nothing to do
+
+
+def hide_seed(text: str, seed: int) -> str:
+    """``text`` without the hidden seed (a check's message may quote the seed it was given)."""
+    if seed < 1000:  # a short number would also match unrelated digits; hidden seeds are long
+        return text
+    return re.sub(rf"(?<!\d){seed}(?!\d)", "<hidden seed>", text)
 
 
 def new_seed() -> int:
@@ -87,6 +106,7 @@ def _code(ex: extract.Extracted, name: str) -> dict:
         "prune": policy.course_policy(name)[1],
         "course_root": os.path.dirname(os.path.dirname(os.path.abspath(tfmcourse.__file__))),
         "forbidden": [f.wire() for f in policy.forbidden_for(name)],
+        "forbidden_ops": dict(zip(("ops", "why"), policy.FORBIDDEN_OPS.get(name, ((), "")))),
     }
 
 
@@ -159,7 +179,11 @@ def grade_path(path: str, display: str, settings: Settings) -> NotebookReport:
         )
         return report
     ex = extract.extract(sources)
-    report.exercises = [grade_exercise(ex, name, settings) for name in names]
+    private_process()
+    for name in names:
+        result = grade_exercise(ex, name, settings)
+        result.message, result.reason = (hide_seed(t, settings.seed) for t in (result.message, result.reason))
+        report.exercises.append(result)
     return report
 
 
@@ -180,6 +204,7 @@ def grade_many(
     """Grade ``[(path, display name), …]`` with ``settings.jobs`` processes; results in input order."""
     from tqdm.auto import tqdm
 
+    private_process()  # this process holds the pool's pipes
     work = [(p, d, settings) for p, d in jobs]
     results: list[dict] = [{}] * len(work)
     bar = tqdm(total=len(work), desc="grading", unit="notebook", disable=not progress, file=sys.stderr)

@@ -106,6 +106,34 @@ FORBIDDEN: dict[str, tuple[Forbidden, ...]] = {
 }
 
 
+_NORM = "the exercise is to compute {} normalisation yourself"
+
+#: The same bans, by the operators that actually run (recorded at torch's dispatcher in the worker),
+#: so no alias (``torch.ops.aten``, ``torch._C._VariableFunctions``, a kept reference) reaches them.
+FORBIDDEN_OPS: dict[str, tuple[tuple[str, ...], str]] = {
+    "rnn_cell": (("aten.rnn_tanh_cell", "aten.rnn_tanh"), "the exercise is to write the RNN step yourself"),
+    "batch_norm": (
+        (
+            "aten.native_batch_norm",
+            "aten._native_batch_norm_legit",
+            "aten._native_batch_norm_legit_no_training",
+            "aten._batch_norm_with_update",
+            "aten._batch_norm_no_update",
+        ),
+        _NORM.format("batch"),
+    ),
+    "layer_norm": (("aten.native_layer_norm", "aten.native_group_norm"), _NORM.format("layer")),
+    "scaled_dot_product_attention": (
+        (
+            "aten._scaled_dot_product_flash_attention_for_cpu",
+            "aten._scaled_dot_product_attention_math",
+            "aten._safe_softmax",
+        ),
+        "the exercise is to write attention yourself",
+    ),
+}
+
+
 def forbidden_for(name: str) -> tuple[Forbidden, ...]:
     return FORBIDDEN.get(name, ())
 

@@ -114,3 +114,20 @@ def preload_course(msg) -> dict:
                 if any(v is b for b in banned):
                     delattr(mod, k)
     return {k: v for k, v in objs.items() if v is not None and not any(v is b for b in banned)}
+
+
+def op_recorder(banned: dict):
+    """A torch dispatch mode that refuses the operators in ``banned["ops"]``, however they were reached."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ops, why = frozenset(banned.get("ops") or ()), banned.get("why", "")
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = str(func.overloadpacket)
+            if name in ops:
+                VIOLATIONS.append(f"uses {name} (the operator torch runs for it): {why}")
+                raise RuntimeError(f"secure grading: {name} is not allowed in this exercise: {why}")
+            return func(*args, **(kwargs or {}))
+
+    return Recorder()

@@ -33,6 +33,7 @@ Kind, Tag = wire.Kind, wire.Tag
 FD_IN = FD_OUT = -1
 HANDLES: dict[int, object] = {}  # learner objects the grader holds handles to
 ORIGINAL: dict[str, type] = {}  # torch.nn classes captured before any trap
+FORBIDDEN_OPS: dict = {}  # operators this exercise may not run: {"ops": [...], "why": ...}
 #: The standard layers a check may pass in (rebuilt here from their arguments and state).
 MODULE_TYPES = (
     *("Module", "Linear", "LayerNorm", "Embedding", "ReLU", "GELU", "Tanh", "Sigmoid", "Softmax"),
@@ -190,8 +191,10 @@ def do_call(msg, bufs) -> None:
     before = [
         (t, t.dtype, tuple(t.shape), t.detach().clone()) for t in wire.tensors_in(torch, (args, kwargs))
     ]
+    banned = FORBIDDEN_OPS.get("ops")
     try:
-        with torch.set_grad_enabled(bool(msg.get("grad", True))):
+        recorder = traps.op_recorder(FORBIDDEN_OPS) if banned else contextlib.nullcontext()
+        with torch.set_grad_enabled(bool(msg.get("grad", True))), recorder:
             result = target(*args, **kwargs)
     except NotImplementedError as exc:
         if not report_forbidden():
@@ -242,6 +245,7 @@ def setup(msg) -> None:
     course = traps.preload_course(msg)
     sys.meta_path.insert(0, traps.Blocker())
     traps.install(msg.get("forbidden", []))
+    FORBIDDEN_OPS.update(msg.get("forbidden_ops") or {})
     namespace = {"__name__": "__main__", "__builtins__": __builtins__, **course}
     notes = []
     for filename, text in (msg.get("lines") or {}).items():  # whole cells: tracebacks quote the right line
