@@ -52,7 +52,7 @@ def _grade_secure(args) -> int:
     """Grade notebooks or class folders out of process; exit 2 if nothing (or a named file) could be graded."""
     from tfmcourse.grading import gradebook
     from tfmcourse.grading.report import NotebookReport, render_table, write_json
-    from tfmcourse.grading.secure import Settings, grade_many, new_seed
+    from tfmcourse.grading.secure import Settings, grade_many, isolation, new_seed
     from tfmcourse.grading.secure.sandbox import DEFAULT_MEMORY, DEFAULT_TIMEOUT
 
     def fail(message: str) -> int:
@@ -72,11 +72,21 @@ def _grade_secure(args) -> int:
     for out in (csv_path, json_path):
         if out and any(Path(out).resolve().is_relative_to(f) for f in folders):
             return fail(f"refusing to write {out} inside the graded folder (nothing in it is ever modified)")
+    try:
+        mode, isolation_note = isolation.resolve(args.isolation)
+    except isolation.IsolationUnavailable as exc:
+        return fail(f"--isolation bwrap: {exc}")
+    print(isolation_note, file=sys.stderr)
+    hide = {str(f) for f in folders} | {
+        str(Path(p).resolve().parent) for p in args.paths if Path(p).is_file()
+    }
     settings = Settings(
         seed=new_seed() if args.seed is None else args.seed,
         timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
         memory=DEFAULT_MEMORY if args.memory is None else args.memory,
         jobs=args.jobs or min(4, os.cpu_count() or 1),
+        isolation=mode,
+        hide=tuple(sorted(hide)),
     )
     gradeable = [(s.path, s.display) for s in submissions if s.problem is None]
     reports = dict(zip((d for _, d in gradeable), grade_many(gradeable, settings)))
@@ -96,7 +106,8 @@ def _grade_secure(args) -> int:
     else:
         sys.stdout.write(gradebook.render_summary(graded, lessons))
     print(
-        f"(secure mode: hidden seed {settings.seed}; limits {settings.timeout:g} s and {settings.memory} MiB per exercise)"
+        f"(secure mode: hidden seed {settings.seed}; limits {settings.timeout:g} s and {settings.memory} MiB "
+        f"per exercise; {isolation_note})"
     )
     if json_path:
         notebooks = [{"student": s, **r.to_dict()} for s, r in graded]
@@ -163,6 +174,12 @@ def parser() -> argparse.ArgumentParser:
         help="--secure: a lesson of the assignment (repeat for several); fixes every student's maximum",
     )
     g.add_argument("--jobs", type=int, default=None, help="--secure: submissions graded in parallel")
+    g.add_argument(
+        "--isolation",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="--secure: run learner code inside bubblewrap (auto: when it works; bwrap: refuse otherwise)",
+    )
     g.add_argument("--memory", type=int, default=None, help="--secure: memory limit per exercise, in MiB")
     g.add_argument(
         "--seed",

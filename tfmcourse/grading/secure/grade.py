@@ -59,9 +59,16 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT  # seconds per exercise
     memory: int = DEFAULT_MEMORY  # MiB per exercise
     jobs: int = 1  # notebooks graded in parallel
+    isolation: str = "none"  # "bwrap": learner code inside bubblewrap (see isolation.py)
+    hide: tuple[str, ...] = ()  # folders learner code must not see (the class being graded)
 
     def to_dict(self) -> dict:
-        return {"seed": self.seed, "timeout": self.timeout, "memory": self.memory}
+        return {
+            "seed": self.seed,
+            "timeout": self.timeout,
+            "memory": self.memory,
+            "isolation": self.isolation,
+        }
 
 
 def _result(name: str, status: Status, message: str = "", reason: str = "") -> ExerciseResult:
@@ -117,11 +124,12 @@ def grade_exercise(ex: extract.Extracted, name: str, settings: Settings) -> Exer
     early = _before_running(ex, name)
     if early is not None:
         return early
-    sandbox = shared_sandbox(settings.memory)
+    code = _code(ex, name)
+    sandbox = shared_sandbox(settings.memory, settings.isolation, settings.hide, course=bool(code["bind"]))
     session = None
     try:
         try:
-            session = sandbox.open(name, _code(ex, name), settings.timeout)
+            session = sandbox.open(name, code, settings.timeout)
         except (OSError, RuntimeError, TimeoutError, EOFError, ValueError) as exc:
             sandbox.stop()
             msg = f"{name}: the grading sandbox could not start ({exc})"

@@ -23,7 +23,7 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-from tfmcourse.grading.secure import worker
+from tfmcourse.grading.secure import isolation, worker
 from tfmcourse.grading.secure.session import Session, hello
 
 DEFAULT_TIMEOUT = 20.0  # seconds per exercise (defining it + every call the check makes)
@@ -34,8 +34,14 @@ STARTUP_TIMEOUT = 180.0  # seconds for the clean interpreter to import torch (on
 class Sandbox:
     """A clean ``python -I -S`` interpreter with torch imported; forks one worker per exercise."""
 
-    def __init__(self, memory_mb: int = DEFAULT_MEMORY):
-        self.memory_mb = memory_mb
+    def __init__(
+        self,
+        memory_mb: int = DEFAULT_MEMORY,
+        isolation: str = "none",
+        hide: tuple[str, ...] = (),
+        course: bool = False,
+    ):
+        self.memory_mb, self.isolation, self.hide, self.course = memory_mb, isolation, hide, course
         self.proc: subprocess.Popen | None = None
         self.root = Path(tempfile.mkdtemp(prefix="tfmcourse-secure-"))
         self.fd_to = self.fd_from = -1
@@ -50,7 +56,16 @@ class Sandbox:
         site = list(dict.fromkeys(p for p in (paths.get("purelib"), paths.get("platlib")) if p))
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", worker.__file__, str(r_child), str(w_child), *site],
+                [
+                    *self._prefix(),
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    worker.__file__,
+                    str(r_child),
+                    str(w_child),
+                    *site,
+                ],
                 pass_fds=(r_child, w_child),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -64,6 +79,16 @@ class Sandbox:
             os.close(w_child)
         self.fd_to, self.fd_from = w_parent, r_parent
         hello(self.fd_from, STARTUP_TIMEOUT)
+
+    def _prefix(self) -> list[str]:
+        if self.isolation != "bwrap":
+            return []
+        import tfmcourse
+
+        course = os.path.dirname(os.path.abspath(tfmcourse.__file__)) if self.course else None
+        return isolation.bwrap_prefix(
+            writable=self.root, hide=self.hide, course=course, worker=os.path.dirname(worker.__file__)
+        )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -98,18 +123,21 @@ class Sandbox:
         return session
 
 
-_SANDBOX: Sandbox | None = None
+_SANDBOXES: dict[tuple, Sandbox] = {}
 
 
-def shared_sandbox(memory: int) -> Sandbox:
-    """One clean interpreter per grading process, reused for every exercise (each gets a fresh fork)."""
-    global _SANDBOX
-    if _SANDBOX is None or _SANDBOX.memory_mb != memory:
-        if _SANDBOX is not None:
-            _SANDBOX.close()
-        _SANDBOX = Sandbox(memory)
+def shared_sandbox(
+    memory: int, isolation: str = "none", hide: tuple[str, ...] = (), course: bool = False
+) -> Sandbox:
+    """One clean interpreter per grading process and kind (with or without the course package
+    visible), reused for every exercise (each gets a fresh fork)."""
+    key = (memory, isolation, tuple(hide), course)
+    if key not in _SANDBOXES:
+        for other in [k for k in _SANDBOXES if k[:3] != key[:3]]:
+            _SANDBOXES.pop(other).close()
+        sandbox = _SANDBOXES[key] = Sandbox(memory, isolation, tuple(hide), course)
         import multiprocessing.util
 
-        atexit.register(_SANDBOX.close)
-        multiprocessing.util.Finalize(_SANDBOX, _SANDBOX.close, exitpriority=10)  # pool workers skip atexit
-    return _SANDBOX
+        atexit.register(sandbox.close)
+        multiprocessing.util.Finalize(sandbox, sandbox.close, exitpriority=10)  # pool workers skip atexit
+    return _SANDBOXES[key]
