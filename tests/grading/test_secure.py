@@ -619,3 +619,25 @@ def test_the_grader_process_is_out_of_reach_of_learner_code(tmp_path):
     """)
     e = by_name(grade(write_notebook(tmp_path / "06_proc.ipynb", {"causal_mask": code})))["causal_mask"]
     assert "grader-access:denied,denied" in e.message, e.message
+
+
+def test_memory_is_limited_per_exercise_across_all_its_processes(tmp_path):
+    """Three forked children, each within the per-process limit, together over it: killed, named."""
+    code = textwrap.dedent("""
+        import os
+        import time
+
+        def causal_mask(T):
+            for _ in range(3):
+                if os.fork() == 0:
+                    hog = torch.ones(100 * 2**20)  # 400 MB, touched
+                    time.sleep(60)
+                    os._exit(0)
+            time.sleep(60)
+    """)
+    ok = impl_source(correct_impls("padding_mask")[0].impl, "padding_mask")
+    path = write_notebook(tmp_path / "06_forks.ipynb", {"causal_mask": code, "padding_mask": ok})
+    r = by_name(grade(path, timeout=30, memory=1200))
+    assert r["causal_mask"].status == "failed", r["causal_mask"].reason
+    assert "memory limit exceeded: its processes together used" in r["causal_mask"].reason
+    assert r["padding_mask"].status == "passed", r["padding_mask"].message

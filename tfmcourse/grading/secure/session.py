@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from tfmcourse.checks._core import CheckFailed, ExerciseNotAttempted
-from tfmcourse.grading.secure import proxy, wire
+from tfmcourse.grading.secure import memory, proxy, wire
 from tfmcourse.grading.secure.wire import Kind, ProtocolError
 
 #: What learner code may call on a trusted object a check passes in (e.g. greedy_decode's model).
@@ -61,6 +61,7 @@ class Session:
         self.pid = 0
         self.broken = self.finished = False
         self.remote: dict[int, Any] = {}  # trusted objects the worker may call back
+        self.watchdog: memory.Watchdog | None = None
         self.max_bytes = max(64, sandbox.memory_mb) << 20
 
     # -- frames, with the time budget
@@ -107,6 +108,12 @@ class Session:
         self.finished = True
         self.pid = 0  # reaped by the zygote: never signal that pid again
         sig = reply.get("signal")
+        if self.watchdog is not None and self.watchdog.exceeded:
+            used = self.watchdog.exceeded >> 20
+            return GradingAborted(
+                f"memory limit exceeded: its processes together used {used} MiB "
+                f"(limit {self.sandbox.memory_mb} MiB per exercise)"
+            )
         if sig == signal.SIGXCPU:
             return GradingAborted(f"CPU time limit exceeded ({self.timeout:g} s)")
         if sig is not None:
@@ -126,6 +133,7 @@ class Session:
             self.broken = True
             raise GradingAborted("the grading sandbox did not answer", status="error")
         self.pid = reply["pid"]
+        self.watchdog = memory.Watchdog(self.pid, self.sandbox.memory_mb << 20)
 
     # -- values
     def encode(self, value: Any, bufs: list[bytes]) -> Any:
@@ -274,6 +282,8 @@ class Session:
 
     def close(self) -> None:
         """End the worker: kill its process group (and whatever it started), collect its exit."""
+        if self.watchdog is not None:
+            self.watchdog.stop()
         if not self.finished:
             self._kill()
             if not self.broken:
