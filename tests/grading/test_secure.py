@@ -641,3 +641,31 @@ def test_memory_is_limited_per_exercise_across_all_its_processes(tmp_path):
     assert r["causal_mask"].status == "failed", r["causal_mask"].reason
     assert "memory limit exceeded: its processes together used" in r["causal_mask"].reason
     assert r["padding_mask"].status == "passed", r["padding_mask"].message
+
+
+def test_processes_that_leave_the_session_or_are_orphaned_are_killed(tmp_path):
+    """A daemon (fork, setsid, fork again, parent exits) does not outlive its exercise."""
+    pids = tmp_path / "pids"
+    code = textwrap.dedent(f"""
+        import os
+        import time
+
+        def causal_mask(T):
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    with open({str(pids)!r}, "a") as f:
+                        f.write(f"{{os.getpid()}}\\n")
+                    time.sleep(300)
+                os._exit(0)
+            os.wait()
+            time.sleep(0.5)
+            i = torch.arange(T)
+            return i[None, :] > i[:, None]
+    """)
+    e = by_name(grade(write_notebook(tmp_path / "06_daemon.ipynb", {"causal_mask": code})))["causal_mask"]
+    assert e.status == "passed", e.message
+    started = [int(x) for x in pids.read_text().split()]
+    assert started
+    time.sleep(0.5)
+    assert not [p for p in started if _alive(p)], "a daemon started by learner code outlived grading"

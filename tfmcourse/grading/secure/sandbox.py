@@ -23,7 +23,7 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-from tfmcourse.grading.secure import isolation, worker
+from tfmcourse.grading.secure import isolation, memory, worker
 from tfmcourse.grading.secure.session import Session, hello
 
 DEFAULT_TIMEOUT = 20.0  # seconds per exercise (defining it + every call the check makes)
@@ -46,6 +46,7 @@ class Sandbox:
         self.root = Path(tempfile.mkdtemp(prefix="tfmcourse-secure-"))
         self.fd_to = self.fd_from = -1
         self.count = 0
+        self.zygote = 0  # pid of the interpreter that forks the workers
 
     def start(self) -> None:
         r_child, w_parent = os.pipe()
@@ -78,7 +79,7 @@ class Sandbox:
             os.close(r_child)
             os.close(w_child)
         self.fd_to, self.fd_from = w_parent, r_parent
-        hello(self.fd_from, STARTUP_TIMEOUT)
+        self.zygote = hello(self.fd_from, STARTUP_TIMEOUT)
 
     def _prefix(self) -> list[str]:
         if self.isolation != "bwrap":
@@ -90,6 +91,15 @@ class Sandbox:
             writable=self.root, hide=self.hide, course=course, worker=os.path.dirname(worker.__file__)
         )
 
+    def kill_strays(self) -> None:
+        """Kill every process under the interpreter but itself: what an exercise left behind, also
+        processes that left its session or were orphaned (the interpreter adopts them)."""
+        if self.zygote and self.alive():
+            for pid in memory.descendants(self.zygote):
+                if pid != self.zygote:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -98,6 +108,7 @@ class Sandbox:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fd_to = self.fd_from = -1
+        self.zygote = 0
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)

@@ -43,11 +43,12 @@ class GradingAborted(BaseException):
         self.reason, self.status, self.message = reason, status, message
 
 
-def hello(fd: int, timeout: float) -> None:
-    """Wait for a freshly started interpreter to say it is ready."""
+def hello(fd: int, timeout: float) -> int:
+    """Wait for a freshly started interpreter to say it is ready; its pid."""
     msg, _ = wire.recv(fd, time.monotonic() + timeout, 1 << 16)
-    if msg["op"] != Kind.HELLO:
+    if msg["op"] != Kind.HELLO or type(msg.get("pid")) is not int:
         raise RuntimeError("the sandbox did not start")
+    return msg["pid"]
 
 
 class Session:
@@ -284,6 +285,7 @@ class Session:
         """End the worker: kill its process group (and whatever it started), collect its exit."""
         if self.watchdog is not None:
             self.watchdog.stop()
+        self.sandbox.kill_strays()
         if not self.finished:
             self._kill()
             if not self.broken:
