@@ -246,3 +246,45 @@ def test_folder_names_of_any_bytes_survive_into_csv_and_json(tmp_path):
     assert row[0] == "caf\\udce9"
     (nb,) = json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))["notebooks"]
     assert os.fsencode(nb["student"]) == b"caf\xe9"
+
+
+@pytest.mark.slow
+def test_a_class_with_a_folder_name_that_is_not_utf8_is_graded_to_the_end(tmp_path):
+    subs = tmp_path / "subs"
+    student = os.fsdecode(b"jos\xe9")
+    write_notebook(
+        subs / student / "06_a.ipynb",
+        {"causal_mask": impl_source(correct_impls("causal_mask")[0].impl, "causal_mask")},
+    )
+    write_notebook(subs / "ann" / "06_a.ipynb", {"causal_mask": stub_source("causal_mask")})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfmcourse",
+            "grade",
+            "--secure",
+            str(subs),
+            "--lesson",
+            "6",
+            "--seed",
+            "99999",
+            "--csv",
+            str(tmp_path / "g.csv"),
+            "--json",
+            str(tmp_path / "g.json"),
+            "--jobs",
+            "1",
+        ],
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.reader((tmp_path / "g.csv").open(encoding="utf-8")))
+    assert [r[0] for r in rows[1:]] == ["ann", "jos\\udce9"]
+    assert rows[2][rows[0].index("causal_mask")] == str(EXERCISES["causal_mask"].points)
+    students = {
+        nb["student"] for nb in json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))["notebooks"]
+    }
+    assert {os.fsencode(s) for s in students} == {b"ann", b"jos\xe9"}
