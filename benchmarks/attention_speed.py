@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from tfmcourse.attention import MultiHeadAttention, scaled_dot_product_attention
 from tfmcourse.masks import causal_mask
+from tfmcourse.torch_interop import load_from_torch
 
 
 def median_time(fn, repeat: int = 30) -> float:
@@ -47,7 +48,7 @@ def main() -> int:
             )
         for B, H, T, D in [(8, 4, 32, 128), (8, 4, 128, 128)]:
             ref = torch.nn.MultiheadAttention(D, H, batch_first=True).eval()
-            mine = MultiHeadAttention(D, H).load_from_torch(ref).eval()
+            mine = load_from_torch(MultiHeadAttention(D, H), ref).eval()
             x = torch.randn(B, T, D)
             mask = causal_mask(T)
             ours = median_time(lambda: mine(x, x, x, attn_mask=mask))

@@ -23,8 +23,9 @@ import torch
 from tfmcourse.data.dates import BOS, EOS, PAD, DateData, exact_match
 from tfmcourse.decoding import greedy_decode, label_smoothed_loss, teacher_forcing_batch
 from tfmcourse.schedule import noam_lr, peak_lr
+from tfmcourse.torch_interop import TorchTransformer
 from tfmcourse.train import count_parameters, train
-from tfmcourse.transformer import TorchTransformer, Transformer, TransformerConfig
+from tfmcourse.transformer import Transformer, TransformerConfig
 
 
 def held_out_accuracy(model, data: DateData, limit: int | None = None) -> float:

@@ -142,3 +142,20 @@ def test_clear_errors(bad, match):
     args.update(bad)
     with pytest.raises((ValueError, TypeError), match=match):
         scaled_dot_product_attention(**args)
+
+
+def test_dropout_drops_weights_before_they_meet_v_and_returns_the_weights_before_dropout():
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (
+        torch.randn(2, 5, 6, generator=g),
+        torch.randn(2, 7, 6, generator=g),
+        torch.randn(2, 7, 4, generator=g),
+    )
+    plain_out, plain_w = scaled_dot_product_attention(q, k, v)
+    torch.manual_seed(0)
+    out, w = scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+    torch.manual_seed(0)
+    dropped = F.dropout(plain_w, 0.5)
+    assert torch.equal(w, plain_w)
+    torch.testing.assert_close(out, dropped @ v)
+    assert not torch.allclose(out, plain_out)

@@ -6,6 +6,7 @@ from torch import nn
 
 from tfmcourse.attention import MultiHeadAttention, merge_heads, split_heads
 from tfmcourse.masks import causal_mask
+from tfmcourse.torch_interop import load_from_torch
 
 B, T, S, D, H = 2, 5, 7, 24, 3  # distinct sizes: a transposed axis cannot pass by accident
 
@@ -17,7 +18,7 @@ def _pair(seed=0, bias=True):
         with torch.no_grad():
             ref.in_proj_bias.normal_(0, 0.3)
             ref.out_proj.bias.normal_(0, 0.3)
-    mine = MultiHeadAttention(D, H, bias=bias).load_from_torch(ref)
+    mine = load_from_torch(MultiHeadAttention(D, H, bias=bias), ref)
     return mine.eval(), ref.eval()
 
 

@@ -1,18 +1,23 @@
-"""End-to-end: the lesson 05 explorer works in JupyterLab in a real (headless) browser.
+"""End-to-end in JupyterLab, in a real (headless) browser: Debian's Chromium driven by Playwright.
 
-The test starts JupyterLab from the project's environment on a free local port with a
-token and throw-away settings/workspace directories, opens a *temporary copy* of
-``notebooks/05_positional_encoding.ipynb`` in Debian's Chromium driven by Playwright
-(``executable_path``: no browser download), runs all cells, drags the explorer's
-``position`` slider and asserts that the rendered figure and summary changed. A
-screenshot is saved to ``test-artifacts/`` (git-ignored).
+* The lesson 05 explorer: a *temporary copy* of ``notebooks/05_positional_encoding.ipynb`` is opened,
+  all cells run, the explorer's ``position`` slider is dragged and the figure and summary must change.
+* The learner's journey: a temporary copy of the course (its tracked files, in a fresh git
+  repository) is opened the way ``make lab`` does it (``tfmcourse lab``: copy into ``work/``, serve
+  from there); from lesson 00's course map the learner follows the link to exercise 06, types a
+  ``scaled_dot_product_attention`` without ``1/sqrt(d)``, runs the check and must see the named
+  mistake and no frame of the course's code; fixes it and sees ✓; ``tfmcourse progress`` then shows
+  6.3 passed and ``git status --porcelain`` of the course is empty.
 
-It skips, saying why, only when Chromium or Playwright is not available
-(``.ci/install-browser.sh`` installs Chromium).
+Servers run on a free local port with a token and throw-away settings/workspace directories.
+Screenshots are saved to ``test-artifacts/`` (git-ignored), also when a step fails. The tests skip,
+saying why, only when Chromium or Playwright is not available (``.ci/install-browser.sh`` installs
+Chromium).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -59,14 +64,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def jupyter_lab(tmp_path):
-    """A JupyterLab server on a free port serving a temporary copy of lesson 05."""
-    if not JUPYTER.exists():
-        pytest.skip(f"jupyter is not installed in this environment ({JUPYTER})")
-    work = tmp_path / "lab"
-    work.mkdir()
-    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)  # the repository's notebook is never touched
+def _lab_environment(tmp_path) -> dict:
+    """Throw-away JupyterLab settings: no network, kernels start without asking."""
     settings = tmp_path / "settings"
     for ext, name, values in [
         # no update check or news fetch: the test must not need the network
@@ -76,44 +75,41 @@ def jupyter_lab(tmp_path):
     ]:
         (settings / "@jupyterlab" / ext).mkdir(parents=True, exist_ok=True)
         (settings / "@jupyterlab" / ext / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
-    env = dict(
+    return dict(
         os.environ,
         JUPYTERLAB_SETTINGS_DIR=str(settings),
         JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
         JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
     )
-    port, token = _free_port(), secrets.token_hex(16)
-    log = open(tmp_path / "jupyter.log", "w")  # noqa: SIM115 (open for the process's lifetime)
+
+
+def _server_options(port: int, token: str) -> list[str]:
+    return [
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        "--LabApp.news_url=None",
+        "--LabApp.extension_manager=readonly",
+        "--ServerApp.terminals_enabled=False",
+    ] + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
+
+
+@contextlib.contextmanager
+def _serving(cmd: list[str], cwd: Path, env: dict, log_path: Path, port: int, token: str):
+    """Run a JupyterLab command until it answers on ``port``; stop it and its kernels afterwards."""
+    log = open(log_path, "w")  # noqa: SIM115 (open for the process's lifetime)
     proc = subprocess.Popen(
-        [
-            str(JUPYTER),
-            "lab",
-            "--no-browser",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={work}",
-            "--LabApp.news_url=None",
-            "--LabApp.extension_manager=readonly",
-            "--ServerApp.terminals_enabled=False",
-        ]
-        + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-        cwd=work,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"jupyter lab exited early:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}"
-                )
+                raise RuntimeError(f"jupyter lab exited early:\n{log_path.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
                     if r.status == 200:
@@ -121,11 +117,9 @@ def jupyter_lab(tmp_path):
             except OSError:
                 pass
             if time.time() > deadline:
-                raise RuntimeError(
-                    f"jupyter lab did not start:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}"
-                )
+                raise RuntimeError(f"jupyter lab did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield base, token, work
+        yield base
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started
@@ -134,6 +128,20 @@ def jupyter_lab(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path):
+    """A JupyterLab server on a free port serving a temporary copy of lesson 05."""
+    if not JUPYTER.exists():
+        pytest.skip(f"jupyter is not installed in this environment ({JUPYTER})")
+    work = tmp_path / "lab"
+    work.mkdir()
+    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)  # the repository's notebook is never touched
+    port, token = _free_port(), secrets.token_hex(16)
+    cmd = [str(JUPYTER), "lab", f"--ServerApp.root_dir={work}", *_server_options(port, token)]
+    with _serving(cmd, work, _lab_environment(tmp_path), tmp_path / "jupyter.log", port, token) as base:
+        yield base, token, work
 
 
 def _state(page):
@@ -248,3 +256,148 @@ def test_positional_explorer_reacts_to_its_slider_in_chromium(jupyter_lab, tmp_p
     )
     assert shot.exists() and shot.stat().st_size > 10_000
     assert NOTEBOOK.read_bytes() == before_disk, "the repository's notebook must not be modified"
+
+
+# ---------------------------------------------------------------------------------------------
+# The learner's journey: make lab → lesson 00 → exercise 06 → a wrong answer → ✓ → progress.
+
+WRONG_SDPA = """import math
+
+def scaled_dot_product_attention(q, k, v, attn_mask=None):
+    scores = q @ k.transpose(-2, -1)
+    if attn_mask is not None:
+        scores = scores.masked_fill(attn_mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+    return weights @ v, weights
+"""
+RIGHT_SDPA = WRONG_SDPA.replace("k.transpose(-2, -1)", "k.transpose(-2, -1) / math.sqrt(q.shape[-1])")
+
+
+def _course_copy(tmp_path) -> Path:
+    """The course's tracked files (as they are in the working tree) in a fresh, clean git repository."""
+    course = tmp_path / "course"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for rel in filter(None, tracked):
+        if (ROOT / rel).is_file():
+            (course / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / rel, course / rel)
+    git = ["git", "-c", "user.name=learner", "-c", "user.email=learner@example.invalid"]
+    subprocess.run(["git", "init", "-q"], cwd=course, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=course, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "course"], cwd=course, check=True)
+    return course
+
+
+def _cell(page, text: str):
+    """The notebook cell (in the current tab) whose source contains ``text``."""
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", has_text=text).first
+
+
+def _run_cell(page, cell):
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+
+
+def _replace_source(page, cell, text: str):
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(text)  # one insertion: no auto-indent or auto-closed brackets
+
+
+def test_learner_journey_from_make_lab_to_a_pass_leaves_the_course_clean(tmp_path):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("Chromium is not installed (/usr/bin/chromium); run .ci/install-browser.sh")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - the environment pins playwright
+        pytest.skip(f"the playwright Python package is not available: {exc}")
+    if not JUPYTER.exists():
+        pytest.skip(f"jupyter is not installed in this environment ({JUPYTER})")
+    real_work_existed = (ROOT / "work").exists()
+    course = _course_copy(tmp_path)
+    env = dict(_lab_environment(tmp_path), PYTHONPATH=str(course), PYTHONDONTWRITEBYTECODE="1")
+    port, token = _free_port(), secrets.token_hex(16)
+    # what `make lab` runs (the Makefile's lab target), with a test server's options
+    cmd = [sys.executable, "-m", "tfmcourse", "lab", "--lang", "en", "--", *_server_options(port, token)]
+    ARTIFACTS.mkdir(exist_ok=True)
+    failure_block = ""
+    with _serving(cmd, course, env, tmp_path / "jupyter.log", port, token) as base:
+        assert (course / "work" / "exercises" / "06_scaled_dot_product_attention.ipynb").is_file()
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"),
+                executable_path=chromium,
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 1000},
+            )
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(120_000)
+            try:
+                page.goto(f"{base}/lab/tree/notebooks/00_start_here.ipynb?token={token}&reset")
+                page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
+                _accept_kernel_dialog(page)
+                # the course map's link to exercise 06 opens the learner's copy in work/exercises/
+                link = page.locator(
+                    ".jp-RenderedMarkdown a[href*='exercises/06_scaled_dot_product_attention']"
+                )
+                link.first.scroll_into_view_if_needed()
+                link.first.click()
+                page.wait_for_selector(
+                    ".lm-TabBar-tab.lm-mod-current:has-text('06_scaled_dot_product_attention')",
+                    state="visible",
+                )
+                page.wait_for_selector(
+                    ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']",
+                    state="attached",
+                )
+                _accept_kernel_dialog(page)
+                _run_cell(page, _cell(page, "from tfmcourse.checks import"))
+
+                # a wrong answer: the scores are not divided by sqrt(d)
+                _replace_source(page, _cell(page, "def scaled_dot_product_attention"), WRONG_SDPA)
+                _run_cell(page, _cell(page, "def scaled_dot_product_attention"))
+                check = _cell(page, "check_scaled_dot_product_attention(scaled_dot_product_attention)")
+                _run_cell(page, check)
+                error = check.locator(".jp-OutputArea-output", has_text="Exercise 6.3")
+                error.wait_for(state="visible")
+                failure_block = error.inner_text()
+                check.screenshot(path=str(ARTIFACTS / "browser_journey_failed_check.png"))
+
+                # the fix
+                _replace_source(page, _cell(page, "def scaled_dot_product_attention"), RIGHT_SDPA)
+                _run_cell(page, _cell(page, "def scaled_dot_product_attention"))
+                _run_cell(page, check)
+                success = check.locator(
+                    ".jp-OutputArea-output", has_text="✓ scaled_dot_product_attention: correct"
+                )
+                success.wait_for(state="visible")
+                check.screenshot(path=str(ARTIFACTS / "browser_journey_passed_check.png"))
+                page.keyboard.press("Control+S")
+                page.wait_for_timeout(1000)
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS / "browser_journey_failure.png"))
+                raise
+            finally:
+                context.close()
+
+    assert "✗ Exercise 6.3 · scaled_dot_product_attention" in failure_block
+    assert "not scaled" in failure_block and "sqrt(d_k)" in failure_block, failure_block
+    assert "tfmcourse/checks" not in failure_block and "Traceback" not in failure_block, failure_block
+    assert 'hint("scaled_dot_product_attention")' in failure_block
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "tfmcourse", "progress"], cwd=course, env=env, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    line = next(ln for ln in shown.stdout.splitlines() if "scaled_dot_product_attention" in ln)
+    assert line.split() == ["✓", "6.3", "scaled_dot_product_attention", "passed"], shown.stdout
+
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=course, capture_output=True, text=True)
+    assert status.stdout == "", f"a learner session changed the course's tracked files:\n{status.stdout}"
+    saved = (course / "work" / "exercises" / "06_scaled_dot_product_attention.ipynb").read_text()
+    assert "math.sqrt(q.shape[-1])" in saved, "the learner's work is saved in work/"
+    assert (ROOT / "work").exists() == real_work_existed, "the test must not touch the real work/"

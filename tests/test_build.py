@@ -80,10 +80,12 @@ def test_build_generates_clean_exercise_with_header(tmp_path):
     root = _course(tmp_path)
     assert build(root, out=lambda *_: None) == 0
     ex = nbtools.read(root / "exercises" / "01_x.ipynb")
-    assert "Generated from `solutions/01_x.ipynb`" in ex.cells[0].source
-    assert next(c.source for c in ex.cells[1:]) == "# Title"
-    assert "NotImplementedError" in ex.cells[2].source and "2 * x" not in ex.cells[2].source
-    assert ex.cells[3].source == "check_f(f)"
+    assert ex.cells[0].source == "# Title", "a learner opens the exercise on its title, not an authors' note"
+    assert "NotImplementedError" in ex.cells[1].source and "2 * x" not in ex.cells[1].source
+    assert ex.cells[2].source == "check_f(f)"
+    last = ex.cells[-1].source
+    assert "**Next:** [02 · Bahdanau attention](../notebooks/02_bahdanau_attention.ipynb)" in last
+    assert "generated from `solutions/01_x.ipynb`" in last
     assert all("only in the solution" not in c.source for c in ex.cells), "solution-only cells are dropped"
     assert all(
         c.get("outputs", []) == [] and c.get("execution_count") is None
@@ -116,25 +118,25 @@ def test_learner_edits_are_never_silently_overwritten(tmp_path, capsys):
     target = root / "exercises" / "01_x.ipynb"
     # running the notebook (outputs only) is not an edit: a rebuild may refresh it
     ran = nbtools.read(target)
-    ran.cells[3].outputs = [nbformat.v4.new_output("stream", text="✓")]
+    ran.cells[2].outputs = [nbformat.v4.new_output("stream", text="✓")]
     nbtools.write(ran, target)
     assert [p.status for p in plan(root)] == ["stale"]
     # a learner's code is an edit
     mine = nbtools.read(target)
-    mine.cells[2].source = "def f(x):\n    return x + x"
+    mine.cells[1].source = "def f(x):\n    return x + x"
     nbtools.write(mine, target)
     sol = nbtools.read(root / "solutions" / "01_x.ipynb")
     sol.cells[0].source = "# Changed"
     nbtools.write(sol, root / "solutions" / "01_x.ipynb")
     assert build(root) == 1
     assert "NOT overwritten" in capsys.readouterr().out
-    assert nbtools.read(target).cells[2].source == "def f(x):\n    return x + x"
+    assert nbtools.read(target).cells[1].source == "def f(x):\n    return x + x"
     assert build(root, force=True) == 0
     assert "saved as exercises/01_x.bak.ipynb" in capsys.readouterr().out
     assert (
-        nbtools.read(root / "exercises" / "01_x.bak.ipynb").cells[2].source == "def f(x):\n    return x + x"
+        nbtools.read(root / "exercises" / "01_x.bak.ipynb").cells[1].source == "def f(x):\n    return x + x"
     )
-    assert nbtools.read(target).cells[1].source == "# Changed"
+    assert nbtools.read(target).cells[0].source == "# Changed"
 
 
 def test_repository_exercises_are_up_to_date(root):
@@ -161,3 +163,25 @@ def test_every_exercise_has_a_solution_and_exercise_notebook(root):
             f"{name} checked outside lesson {ex.lesson}"
         )
         assert all((root / "exercises" / n).exists() for n in homes)
+
+
+def test_every_exercise_notebook_ends_with_a_link_to_the_next_lesson(root):
+    from tfmcourse.course import LESSONS, next_lesson
+
+    numbers = {item.number for item in LESSONS}
+    for path in sorted((root / "exercises").glob("*.ipynb")):
+        lesson = int(path.name[:2])
+        assert lesson in numbers, f"{path.name} is not in the course outline"
+        last = nbtools.read(path).cells[-1].source
+        nxt = next_lesson(lesson)
+        if nxt is not None:
+            assert f"(../notebooks/{nxt.notebook})" in last, f"{path.name} does not link to {nxt.notebook}"
+        assert f"(../notebooks/{path.name})" in last, f"{path.name} does not link back to its lesson"
+
+
+def test_footer_of_the_last_lesson_says_the_course_is_over():
+    from tfmcourse.build import footer
+    from tfmcourse.course import LESSONS
+
+    assert "end of the course" in footer(f"solutions/{LESSONS[-1].notebook}")
+    assert "**Next:**" not in footer("solutions/notes.ipynb")

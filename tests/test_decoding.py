@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tfmcourse.checks._models import ScriptedModel, scripted_case
+from tfmcourse.checks._models import scripted_case
 from tfmcourse.decoding import beam_search, greedy_decode, label_smoothed_loss, teacher_forcing_batch
+from tfmcourse.experiments.lesson09 import ScriptedModel
 
 PAD, BOS, EOS = 0, 1, 2
 

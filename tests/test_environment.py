@@ -1,10 +1,13 @@
-"""One set of pinned versions: requirements.txt, environment.yml, constraints.txt and pyproject agree."""
+"""One set of versions: the pinned requirement files, environment.yml, the lock and pyproject's ranges agree."""
 
 from __future__ import annotations
 
 import re
 import tomllib
 from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;#]+)")
@@ -22,8 +25,19 @@ def _pins(lines) -> dict[str, str]:
     return pins
 
 
-def _requirements() -> dict[str, str]:
-    return _pins((ROOT / "requirements.txt").read_text().splitlines())
+def _requirements(name: str = "requirements.txt") -> dict[str, str]:
+    return _pins((ROOT / name).read_text().splitlines())
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _ranges(specs: list[str]) -> dict[str, Requirement]:
+    return {Requirement(s).name.lower().replace("_", "-"): Requirement(s) for s in specs}
+
+
+DEV_TOOLS = ("pytest", "pytest-xdist", "nbval", "playwright", "ruff", "hypothesis")
 
 
 def _environment_yml() -> dict:
@@ -35,8 +49,15 @@ def _environment_yml() -> dict:
 def test_every_requirement_is_pinned_and_torch_is_the_cpu_build():
     reqs = _requirements()
     assert reqs["torch"] == "2.13.0"
-    for name in ("jupyterlab", "numpy", "matplotlib", "ipywidgets", "nbval", "pytest", "tqdm"):
+    for name in ("jupyterlab", "numpy", "matplotlib", "ipywidgets", "nbclient", "tqdm"):
         assert name in reqs, f"{name} must be pinned in requirements.txt"
+
+
+def test_runtime_and_dev_requirements_are_apart():
+    runtime, dev = _requirements(), _requirements("requirements-dev.txt")
+    assert set(DEV_TOOLS) <= set(dev), f"requirements-dev.txt lacks {set(DEV_TOOLS) - set(dev)}"
+    assert not set(DEV_TOOLS) & set(runtime), "test tools belong in requirements-dev.txt"
+    assert not set(runtime) & set(dev), "a package is listed in both requirement files"
 
 
 def test_environment_yml_matches_requirements():
@@ -48,20 +69,38 @@ def test_environment_yml_matches_requirements():
     assert env["name"] == "tfmcourse"
 
 
-def test_constraints_lock_agrees_with_requirements():
+def test_constraints_lock_agrees_with_both_requirement_files():
     lock = _pins((ROOT / "constraints.txt").read_text().splitlines())
-    for name, version in _requirements().items():
+    for name, version in {**_requirements(), **_requirements("requirements-dev.txt")}.items():
         assert lock.get(name) == version, (
             f"constraints.txt pins {name}=={lock.get(name)}, requirements {version}"
         )
     assert lock["torch"] == "2.13.0"
 
 
-def test_pyproject_takes_dependencies_from_requirements():
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "dependencies" in data["project"]["dynamic"]
-    assert data["tool"]["setuptools"]["dynamic"]["dependencies"]["file"] == ["requirements.txt"]
-    assert data["project"]["scripts"]["tfmcourse"] == "tfmcourse.cli:main"
+@pytest.mark.parametrize(
+    "specs, pinned",
+    [
+        (lambda p: p["project"]["dependencies"], "requirements.txt"),
+        (lambda p: p["project"]["optional-dependencies"]["dev"], "requirements-dev.txt"),
+    ],
+    ids=["dependencies", "dev"],
+)
+def test_pyproject_states_compatible_ranges_that_hold_the_pinned_versions(specs, pinned):
+    ranges, pins = _ranges(specs(_pyproject())), _requirements(pinned)
+    assert set(ranges) == set(pins), f"pyproject and {pinned} name different packages"
+    for name, req in ranges.items():
+        assert "==" not in str(req.specifier), f"{req}: a range, not a pin (the pin is in {pinned})"
+        assert "<" in str(req.specifier), f"{req}: give an upper bound (the next major version)"
+        assert req.specifier.contains(pins[name]), f"{req} excludes the tested {name}=={pins[name]}"
+
+
+def test_pyproject_requires_the_python_the_code_uses():
+    project = _pyproject()["project"]
+    assert project["requires-python"] == ">=3.11"  # tomllib, used by these tests, is 3.11+
+    assert "dynamic" not in project or "dependencies" not in project["dynamic"]
+    assert project["scripts"]["tfmcourse"] == "tfmcourse.cli:main"
+    assert _pyproject()["tool"]["ruff"]["target-version"] == "py311"
 
 
 def test_no_other_requirements_file_pins_a_different_torch():

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from tfmcourse import norms
+from tfmcourse.experiments import lesson03
 
 
 def _x(*shape, seed=0, mean=1.5):
@@ -88,14 +89,6 @@ def test_batch_norm_batch_of_one_collapses_to_beta():
     torch.testing.assert_close(y, beta.expand(1, 5))
 
 
-def test_batch_norm_depends_on_other_samples_layer_norm_does_not():
-    ln = lambda x: norms.layer_norm(x, torch.ones(16), torch.zeros(16))  # noqa: E731
-    bn = lambda x: norms.batch_norm(x, torch.ones(16), torch.zeros(16))  # noqa: E731
-    assert norms.other_samples_effect(ln, 8) == 0.0
-    small, large = norms.other_samples_effect(bn, 4), norms.other_samples_effect(bn, 64)
-    assert small > large > 0.0
-
-
 def test_inputs_are_not_modified():
     x = _x(3, 4, 5)
     x0 = x.clone()
@@ -120,12 +113,12 @@ def test_batch_norm_needs_a_batch_axis():
 
 
 def test_masked_batch_norm_ignores_pads_and_equals_bn_of_real_tokens():
-    x, pad = norms.padded_batch([5, 2, 3], T=8, C=4, seed=3)
+    x, pad = lesson03.padded_batch([5, 2, 3], T=8, C=4, seed=3)
     gamma, beta = _affine(4)
     y = norms.masked_batch_norm(x, gamma, beta, pad)
     real = x[~pad]  # (N_real, C)
     torch.testing.assert_close(y[~pad], norms.batch_norm(real, gamma, beta))
-    x_longer, pad_longer = norms.padded_batch([5, 2, 3], T=12, C=4, seed=3)
+    x_longer, pad_longer = lesson03.padded_batch([5, 2, 3], T=12, C=4, seed=3)
     torch.testing.assert_close(
         norms.masked_batch_norm(x_longer, gamma, beta, pad_longer)[~pad_longer], y[~pad]
     )
@@ -133,24 +126,8 @@ def test_masked_batch_norm_ignores_pads_and_equals_bn_of_real_tokens():
 
 def test_padding_changes_plain_batch_norm_but_not_layer_norm():
     gamma, beta = _affine(4)
-    a, pa = norms.padded_batch([5, 2, 3], T=6, C=4)
-    b, pb = norms.padded_batch([5, 2, 3], T=20, C=4)
+    a, pa = lesson03.padded_batch([5, 2, 3], T=6, C=4)
+    b, pb = lesson03.padded_batch([5, 2, 3], T=20, C=4)
     assert torch.equal(a[~pa], b[~pb])
     assert (norms.batch_norm(a, gamma, beta)[~pa] - norms.batch_norm(b, gamma, beta)[~pb]).abs().max() > 0.1
     torch.testing.assert_close(norms.layer_norm(a, gamma, beta)[~pa], norms.layer_norm(b, gamma, beta)[~pb])
-
-
-def test_causal_decoder_probe_batch_norm_leaks_the_future_layer_norm_does_not():
-    torch.manual_seed(0)
-    x = _x(4, 6, 16)
-    ln_model = norms.TinyCausalDecoder(16, 2, 32, n_layers=1, norm="layer")
-    bn_model = norms.TinyCausalDecoder(16, 2, 32, n_layers=1, norm="batch").train()
-    assert norms.future_leak(norms.dependence_matrix(ln_model, x)) == 0.0
-    assert norms.future_leak(norms.dependence_matrix(bn_model, x)) > 1e-2
-    # in eval mode, BN uses running statistics: per-token again, so causal
-    assert norms.future_leak(norms.dependence_matrix(bn_model.eval(), x)) == 0.0
-
-
-def test_make_norm_rejects_unknown_kind():
-    with pytest.raises(ValueError, match="norm kind"):
-        norms.make_norm("group", 8)

@@ -52,9 +52,9 @@ def test_lessons_and_solutions_are_committed_executed_in_order(path):
     assert counts == sorted(counts), "cells were run out of order: use Restart & Run All (`tfmcourse run`)"
 
 
-def test_the_ten_lessons_exist_in_order():
+def test_the_twelve_lessons_exist_in_order():
     names = [p.name for p in LESSONS]
-    assert [n[:2] for n in names] == [f"{i:02d}" for i in range(10)], names
+    assert [n[:2] for n in names] == [f"{i:02d}" for i in range(12)], names
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
@@ -103,11 +103,16 @@ def test_no_downloads_at_run_time():
     assert not offenders, offenders
 
 
-def test_make_lab_opens_the_first_lesson():
+def test_make_lab_opens_the_workspace_through_tfmcourse_lab():
+    # `tfmcourse lab` copies the course into work/ and roots JupyterLab there on the first lesson
+    # (tests/test_workspace.py); make passes the edition and JupyterLab's options through.
     proc = subprocess.run(
-        ["make", "-n", "lab", "LAB_ARGS=--no-browser"], cwd=ROOT, capture_output=True, text=True
+        ["make", "-n", "lab", "LAB_ARGS=--no-browser", "COURSE_LANG=ko"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    (line,) = [l for l in proc.stdout.splitlines() if "jupyter lab" in l]
-    assert line.endswith("notebooks/00_start_here.ipynb") and "--no-browser" in line
+    (line,) = [l for l in proc.stdout.splitlines() if "tfmcourse lab" in l]
+    assert "--lang ko" in line and line.rstrip().endswith("--no-browser")
     assert ("--allow-root" in line) == (__import__("os").getuid() == 0), "JupyterLab refuses root without it"

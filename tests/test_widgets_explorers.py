@@ -26,11 +26,11 @@ def test_positional_explorer_follows_its_controls():
     assert ex.result["position"] == 20 and torch.allclose(ex.result["vector"], pe[20])
     assert bytes(ex.image.value) != before and "position 20" in ex.summary.value
 
-    ex.dims.value = (12, 16)  # only slow columns: many positions look alike
+    ex.dims.value = (12, 15)  # only slow columns: many positions look alike
     r = ex.result
     assert r["dims"] == (12, 16) and torch.allclose(r["vector"], pe[20, 12:16])
     fast = PositionalEncodingExplorer(max_len=40, d_model=16, position=20)
-    fast.dims.value = (0, 2)
+    fast.dims.value = (0, 1)
     # a single fast pair repeats every 2π positions; slow columns change smoothly
     assert (r["similarity"] > 0.9).sum() > (fast.result["similarity"] > 0.999).sum()
 
@@ -39,6 +39,29 @@ def test_positional_explorer_empty_range_still_shows_a_pair():
     ex = PositionalEncodingExplorer(max_len=10, d_model=8)
     ex.dims.value = (4, 4)
     assert ex.result["dims"] == (4, 6) and ex.result["vector"].shape == (2,)
+    assert ex.dims.value == (4, 5)  # the slider itself shows the pair it uses
+    ex.dims.value = (0, 0)
+    assert ex.dims.value == (0, 1) and ex.result["dims"] == (0, 2)
+
+
+def test_positional_explorer_slider_reads_inclusive_columns():
+    ex = PositionalEncodingExplorer(max_len=10, d_model=32)
+    assert (ex.dims.min, ex.dims.max) == (0, 31) and ex.dims.value == (0, 31)
+    assert ex.result["dims"] == (0, 32)
+    ex.dims.value = (3, 6)  # a cos column and a sin column: widened to whole pairs
+    assert ex.dims.value == (2, 7) and ex.result["dims"] == (2, 8) and ex.result["vector"].shape == (6,)
+
+
+def test_positional_explorer_column_ticks_are_whole_numbers():
+    ex = PositionalEncodingExplorer(max_len=10, d_model=8)
+    ex.dims.value = (2, 3)  # two bars: without an integer locator the ticks would be 2.0, 2.2, …
+    ticks = ex._last_column_ticks
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+
+
+def test_positional_explorer_rejects_odd_d_model():
+    with pytest.raises(ValueError, match="even"):
+        PositionalEncodingExplorer(max_len=10, d_model=7)
 
 
 def _weights():

@@ -10,14 +10,17 @@ One module per concept, in lesson order:
 ``masks``          lesson 06: causal and padding masks (True = blocked)
 ``attention``      lessons 06-07: scaled dot-product and multi-head attention
 ``transformer``    lesson 08: encoder/decoder layers and the full model
+``torch_interop``  lesson 08: weights to and from the ``torch.nn`` twins
 ``decoding``       lesson 09: greedy and beam search
 ``schedule``       lesson 09: the Noam warm-up schedule
 ``data``           synthetic, offline data sets
 ``train``          the shared training loop
+``experiments``    the lessons' toy stacks, probes and runners (one module per lesson)
 ``viz``            plots
 ``widgets``        ipywidgets explorers
 ``checks``         exercise checks (``check_<name>``) and the ``EXERCISES`` registry
 ``grading``        ``tfmcourse grade``
+``export``         ``tfmcourse export``: Gradescope, PrairieLearn; LMS gradebooks
 ``build``          ``tfmcourse build``: exercises/ from solutions/
 =================  ===========================================================
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tfmcourse.masks import merge_masks
@@ -45,9 +46,12 @@ def masked_softmax(scores: Tensor, mask: Tensor | None = None) -> Tensor:
 
 
 def scaled_dot_product_attention(
-    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None
+    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0
 ) -> tuple[Tensor, Tensor]:
     """``softmax(q kᵀ / sqrt(d)) v`` with an optional blocked-mask.
+
+    ``dropout_p`` drops attention weights before they multiply ``v`` (pass 0 in eval
+    mode, as torch does); the returned weights are the ones before dropout.
 
     Shape:
         q ``(..., T, d)``, k ``(..., S, d)``, v ``(..., S, dv)``;
@@ -67,7 +71,8 @@ def scaled_dot_product_attention(
     if attn_mask is not None:
         _check_mask(attn_mask, attn_scores, "attn_mask")
     attn_weights = masked_softmax(attn_scores, attn_mask)  # (..., T, S)
-    context = attn_weights @ v  # (..., T, dv)
+    dropped = F.dropout(attn_weights, dropout_p) if dropout_p > 0 else attn_weights  # (..., T, S)
+    context = dropped @ v  # (..., T, dv)
     return context, attn_weights
 
 
@@ -145,46 +150,50 @@ class MultiHeadAttention(nn.Module):
         key_padding_mask: Tensor | None = None,
         need_weights: bool = False,
     ):
-        for name, t in (("query", query), ("key", key), ("value", value)):
-            if t.dim() != 3 or t.shape[-1] != self.d_model:
-                raise ValueError(
-                    f"{name} must be (B, length, d_model={self.d_model}), got shape {tuple(t.shape)}"
-                )
-        if key.shape[:2] != value.shape[:2]:
-            raise ValueError(f"key {tuple(key.shape)} and value {tuple(value.shape)} must share (B, S)")
-        q = split_heads(self.q_proj(query), self.n_heads)  # (B, H, T, d_head)
-        k = split_heads(self.k_proj(key), self.n_heads)  # (B, H, S, d_head)
-        v = split_heads(self.v_proj(value), self.n_heads)  # (B, H, S, d_head)
-        mask = merge_masks(attn_mask, key_padding_mask)  # broadcastable to (B, H, T, S)
-        attn_scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, T, S)
-        if mask is not None:
-            _check_mask(mask, attn_scores, "attn_mask/key_padding_mask")
-        attn_weights = masked_softmax(attn_scores, mask)  # (B, H, T, S)
-        context = self.dropout(attn_weights) @ v  # (B, H, T, d_head)
-        out = self.out_proj(merge_heads(context))  # (B, T, D)
+        k, v = self.project_kv(key, value)  # (B, H, S, d_head) each
+        out, attn_weights = self.attend(query, k, v, attn_mask, key_padding_mask)
         return (out, attn_weights) if need_weights else out
 
-    def load_from_torch(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
-        """Copy the weights of a ``torch.nn.MultiheadAttention`` with the same sizes."""
-        D = self.d_model
-        if mha.embed_dim != D or mha.num_heads != self.n_heads:
+    def project_kv(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values through ``W_K`` and ``W_V``, split into heads.
+
+        What a decoder caches between steps: they do not depend on the queries.
+
+        Shape:
+            key and value ``(B, S, D)``; returns two ``(B, H, S, d_head)``.
+        """
+        self._check_input("key", key)
+        self._check_input("value", value)
+        if key.shape[:2] != value.shape[:2]:
+            raise ValueError(f"key {tuple(key.shape)} and value {tuple(value.shape)} must share (B, S)")
+        return self._in_proj(key, self.k_proj), self._in_proj(value, self.v_proj)
+
+    def attend(
+        self,
+        query: Tensor,
+        k: Tensor,
+        v: Tensor,
+        attn_mask: Tensor | None = None,
+        key_padding_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Attention of ``query`` over keys and values already through :meth:`project_kv`.
+
+        Shape:
+            query ``(B, T, D)``; k and v ``(B, H, S, d_head)``; masks as in ``forward``;
+            returns ``out (B, T, D)`` and ``weights (B, H, T, S)``.
+        """
+        self._check_input("query", query)
+        q = self._in_proj(query, self.q_proj)  # (B, H, T, d_head)
+        mask = merge_masks(attn_mask, key_padding_mask)  # broadcastable to (B, H, T, S)
+        dropout_p = self.dropout.p if self.training else 0.0
+        context, attn_weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)  # (B, H, T, d_head)
+        return self.out_proj(merge_heads(context)), attn_weights  # (B, T, D), (B, H, T, S)
+
+    def _in_proj(self, x: Tensor, proj: nn.Linear) -> Tensor:
+        return split_heads(proj(x), self.n_heads)  # (B, H, L, d_head)
+
+    def _check_input(self, name: str, t: Tensor) -> None:
+        if t.dim() != 3 or t.shape[-1] != self.d_model:
             raise ValueError(
-                f"sizes differ: torch module has embed_dim={mha.embed_dim}, num_heads={mha.num_heads}; "
-                f"this one d_model={D}, n_heads={self.n_heads}"
+                f"{name} must be (B, length, d_model={self.d_model}), got shape {tuple(t.shape)}"
             )
-        if mha.in_proj_weight is None:
-            raise ValueError(
-                "the torch module has separate kdim/vdim projections; only kdim == vdim == embed_dim is supported"
-            )
-        if (mha.in_proj_bias is None) != (self.q_proj.bias is None):
-            raise ValueError("one module has biases and the other does not (bias=...)")
-        with torch.no_grad():
-            w = mha.in_proj_weight
-            for i, lin in enumerate((self.q_proj, self.k_proj, self.v_proj)):
-                lin.weight.copy_(w[i * D : (i + 1) * D])
-                if lin.bias is not None:
-                    lin.bias.copy_(mha.in_proj_bias[i * D : (i + 1) * D])
-            self.out_proj.weight.copy_(mha.out_proj.weight)
-            if self.out_proj.bias is not None:
-                self.out_proj.bias.copy_(mha.out_proj.bias)
-        return self

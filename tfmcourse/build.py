@@ -1,4 +1,4 @@
-"""``tfmcourse build``: generate ``exercises/`` from ``solutions/``.
+"""``tfmcourse build``: generate ``exercises/`` from ``solutions/`` (then ``ko/``, see ``editions``).
 
 The solution notebook is the single source. In its code cells, each solution
 region sits between two stable markers, indented like the code it replaces::
@@ -12,7 +12,9 @@ region sits between two stable markers, indented like the code it replaces::
 The exercise notebook gets, in its place,
 ``raise NotImplementedError("Exercise 6.1: build the (T, T) causal mask (about 1 line)")``.
 Cells tagged ``solution-only`` are dropped; every other cell (text, check
-cells) is kept; outputs are cleared. The generated notebook records a hash of
+cells) is kept; outputs are cleared. A last cell links to the next lesson
+(from :mod:`tfmcourse.course`) and notes, for course authors, where the
+notebook comes from. The generated notebook records a hash of
 its cells so that a later build can tell whether a learner has edited it: it
 then refuses to overwrite it (``--force`` keeps a ``.bak.ipynb`` copy).
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 import nbformat
 
 from tfmcourse import nbtools
+from tfmcourse.course import next_lesson
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?::\s*(?P<text>.*?))?\s*$")
 END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
@@ -77,12 +80,6 @@ def exercise_notebook(solution: nbformat.NotebookNode, solution_path: str) -> nb
     """The exercise notebook generated from a solution notebook."""
     nb = nbformat.v4.new_notebook()
     nb.metadata = nbformat.from_dict({k: v for k, v in solution.metadata.items() if k != "tfmcourse"})
-    nb.cells.append(
-        nbformat.v4.new_markdown_cell(
-            f"<small>Generated from `{solution_path}` by `tfmcourse build` — in the repository, edit the "
-            f"solution and rebuild rather than editing this file. Learners: this copy is yours to fill in.</small>"
-        )
-    )
     for i, cell in enumerate(solution.cells):
         if "solution-only" in cell.metadata.get("tags", []):
             continue
@@ -90,9 +87,38 @@ def exercise_notebook(solution: nbformat.NotebookNode, solution_path: str) -> nb
         if cell.cell_type == "code":
             new.source = strip_solutions(cell.source, f"{solution_path} cell {i}")
         nb.cells.append(new)
+    nb.cells.append(nbformat.v4.new_markdown_cell(footer(solution_path)))
     nbtools.clean(nb, keep_outputs=False)
     nb.metadata["tfmcourse"] = {"generated_from": solution_path, "cells_sha256": _cells_hash(nb)}
     return nb
+
+
+def footer(solution_path: str) -> str:
+    """The last cell of an exercise notebook: where to go next, then a note for course authors."""
+    m = re.match(r"(\d{2})_", Path(solution_path).name)
+    lines = []
+    if m:
+        this = int(m.group(1))
+        nxt = next_lesson(this)
+        links = [f"[back to lesson {this:02d}](../notebooks/{Path(solution_path).name})"]
+        links.append("[the course map](../notebooks/00_start_here.ipynb)")
+        if nxt is not None:
+            lines.append(
+                f"**Next:** [{nxt.number:02d} · {nxt.title}](../notebooks/{nxt.notebook}) "
+                f"(about {nxt.minutes} min)"
+            )
+        else:
+            lines.append("**You have reached the end of the course.**")
+        lines.append("")
+        lines.append(
+            "Or go " + " · ".join(links) + ". `tfmcourse progress` shows what you have passed so far."
+        )
+        lines.append("")
+    lines.append(
+        f"<small>For course authors: generated from `{solution_path}` by `tfmcourse build`; "
+        f"edit the solution and rebuild rather than this file.</small>"
+    )
+    return "\n".join(lines)
 
 
 @dataclass
@@ -136,6 +162,14 @@ def orphans(root: Path) -> list[Path]:
 
 
 def build(root: Path, *, check: bool = False, force: bool = False, out=print) -> int:
+    """Regenerate exercises, then the translated editions; return a process exit status."""
+    from tfmcourse import editions
+
+    status = build_exercises(root, check=check, force=force, out=out)
+    return max(status, editions.build(root, check=check, out=out))
+
+
+def build_exercises(root: Path, *, check: bool = False, force: bool = False, out=print) -> int:
     """Regenerate exercises; return a process exit status."""
     root = Path(root)
     plans = plan(root)

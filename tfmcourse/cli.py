@@ -1,4 +1,4 @@
-"""The ``tfmcourse`` command: ``build``, ``grade``, ``run``.
+"""The ``tfmcourse`` command: ``build``, ``grade``, ``export``, ``run``, ``lab``, ``progress``, ``translate``.
 
 Each subcommand is a ``_name(args) -> exit status`` function registered in
 :func:`parser`; argparse stays here, the library gets plain values.
@@ -23,7 +23,21 @@ def _build(args) -> int:
         return 2
 
 
+def _translate(args) -> int:
+    from tfmcourse.build import find_root
+    from tfmcourse.editions import start
+
+    try:
+        root = Path(args.root) if args.root else find_root()
+        return start(root, [Path(p) for p in args.notebooks], lang=args.lang)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"tfmcourse translate: {exc}", file=sys.stderr)
+        return 2
+
+
 def _grade(args) -> int:
+    if args.roster or args.lms_csv:
+        return _grade_for_lms(args)
     return _grade_secure(args) if args.secure else _grade_plain(args)
 
 
@@ -123,6 +137,89 @@ def _grade_secure(args) -> int:
     return 0
 
 
+def _grade_for_lms(args) -> int:
+    """``grade --secure … --roster R --lms-csv F``: grade, then write the LMS gradebook from the JSON."""
+    import json
+    import tempfile
+
+    from tfmcourse.export import lms
+    from tfmcourse.export.bundle import write_json
+
+    if not (args.secure and args.roster and args.lms_csv):
+        print("tfmcourse grade: --roster and --lms-csv go together, with --secure", file=sys.stderr)
+        return 2
+    for folder in (Path(p).resolve() for p in args.paths if Path(p).is_dir()):
+        if Path(args.lms_csv).resolve().is_relative_to(folder):
+            print(
+                f"tfmcourse grade: refusing to write {args.lms_csv} inside the graded folder", file=sys.stderr
+            )
+            return 2
+    try:
+        roster = lms.read_roster(args.roster)  # a bad roster fails before a long grading run
+        names = lms.parse_columns(args.lms_column or [])
+    except (lms.RosterError, ValueError) as exc:
+        print(f"tfmcourse grade: {exc}", file=sys.stderr)
+        return 2
+    if any(Path(p).is_dir() for p in args.paths) and not args.csv and not args.json:
+        args.csv, args.json = "gradebook.csv", "gradebook.json"  # what grading a folder writes anyway
+    with tempfile.TemporaryDirectory() as tmp:
+        kept = args.json
+        args.json = kept or str(Path(tmp) / "report.json")
+        status = _grade_secure(args)
+        try:
+            report = json.loads(Path(args.json).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            print("tfmcourse grade: no grading report, so no LMS gradebook was written", file=sys.stderr)
+            return status or 2
+        result = lms.write(report, roster, args.lms_csv, args.lms_format, names)
+        sys.stderr.write(lms.summary(result, args.lms_csv))
+        if kept:
+            report["lms"] = {"file": args.lms_csv, "format": args.lms_format, **result.to_dict()}
+            write_json(report, kept)
+    # 1: graded, but the LMS file leaves out submissions that match no single roster row.
+    return status or (1 if result.unmatched else 0)
+
+
+def _export(args) -> int:
+    from tfmcourse.build import find_root
+    from tfmcourse.export import gradescope, prairielearn
+    from tfmcourse.export.bundle import ExportError
+
+    try:
+        root = Path(args.root) if args.root else find_root()
+        if args.platform == "gradescope":
+            out = gradescope.build(
+                root,
+                args.lesson,
+                args.out,
+                timeout=args.timeout,
+                memory=args.memory,
+                seed=args.seed,
+                wheelhouse=args.wheelhouse,
+            )
+            print(f"Gradescope autograder written to {out} (upload it as the assignment's autograder)")
+        else:
+            if len(args.lesson) != 1:
+                raise ExportError("a PrairieLearn question grades one lesson: give exactly one --lesson")
+            out = prairielearn.build(
+                root,
+                args.lesson[0],
+                args.out,
+                image=args.image,
+                timeout=args.timeout,
+                memory=args.memory,
+                seed=args.seed,
+            )
+            print(
+                f"PrairieLearn question written to {out}; build its grading image with\n"
+                f"  docker build -t {args.image} {out / 'tests'}"
+            )
+    except (ExportError, FileNotFoundError) as exc:
+        print(f"tfmcourse export: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _run(args) -> int:
     from tfmcourse import nbtools
 
@@ -132,12 +229,57 @@ def _run(args) -> int:
     return 0
 
 
+def _lab(args) -> int:
+    import os
+    import shutil
+
+    from tfmcourse.build import find_root
+    from tfmcourse.workspace import WorkspaceError, lab_command, sync
+
+    try:
+        report = sync(find_root(), lang=args.lang)
+    except (WorkspaceError, FileNotFoundError) as exc:
+        print(f"tfmcourse lab: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary(), flush=True)
+    if args.sync_only:
+        return 0
+    extra = args.lab_args[1:] if args.lab_args[:1] == ["--"] else args.lab_args
+    jupyter = Path(sys.executable).parent / "jupyter"
+    cmd = lab_command(
+        jupyter if jupyter.exists() else shutil.which("jupyter") or "jupyter", report.workspace, extra
+    )
+    print("starting JupyterLab in", report.workspace, "(stop it with Ctrl+C)", flush=True)
+    os.chdir(report.workspace)
+    os.execvp(cmd[0], cmd)
+
+
+def _progress(args) -> int:
+    from tfmcourse import progress
+    from tfmcourse.workspace import find_workspace
+
+    workspace = find_workspace(Path(args.workspace) if args.workspace else None)
+    if workspace is None and not args.workspace:
+        from tfmcourse.build import find_root
+
+        try:
+            workspace = find_workspace(find_root() / "work")
+        except FileNotFoundError:
+            workspace = None
+    print(progress.render(workspace))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tfmcourse", description="The Transformer course's tools.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="generate exercises/ from solutions/")
-    b.add_argument("--check", action="store_true", help="only report; exit 1 when exercises/ is out of date")
+    b = sub.add_parser("build", help="generate exercises/ from solutions/, and ko/ from po/ko/")
+    b.add_argument(
+        "--check",
+        action="store_true",
+        help="only report; exit 1 when exercises/ or a translation is out of date",
+    )
     b.add_argument(
         "--force",
         action="store_true",
@@ -187,12 +329,71 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="--secure: seed of the hidden inputs (default: a fresh random seed each run)",
     )
+    g.add_argument(
+        "--roster", metavar="CSV", help="--secure: the LMS roster (e.g. Canvas's gradebook export)"
+    )
+    g.add_argument(
+        "--lms-csv", metavar="FILE", help="--secure, with --roster: write a gradebook the LMS imports"
+    )
+    g.add_argument(
+        "--lms-format",
+        choices=("canvas", "moodle"),
+        default="canvas",
+        help="the --lms-csv flavour (default canvas)",
+    )
+    g.add_argument(
+        "--lms-column",
+        action="append",
+        metavar="LESSON=NAME",
+        help="name a lesson's LMS column after an existing assignment, e.g. 6='Lesson 6 (12345)' (repeatable)",
+    )
     g.set_defaults(func=_grade)
+
+    t = sub.add_parser(
+        "translate",
+        help="(translators) start or update the catalogue of English notebooks; `build` writes the edition",
+    )
+    t.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="notebooks/… or exercises/… notebooks")
+    t.add_argument("--lang", default="ko", help="the edition's language (default: ko)")
+    t.add_argument("--root", help="the course folder (default: found from the current directory)")
+    t.set_defaults(func=_translate)
+
+    x = sub.add_parser("export", help="(instructors) an autograder for Gradescope or PrairieLearn")
+    x.add_argument("platform", choices=("gradescope", "prairielearn"))
+    x.add_argument(
+        "--lesson", type=int, action="append", required=True, help="a lesson to grade (repeatable)"
+    )
+    x.add_argument("--out", required=True, help="the zip (gradescope) or question folder (prairielearn)")
+    x.add_argument("--timeout", type=float, default=None, help="seconds per exercise (grader's default: 20)")
+    x.add_argument("--memory", type=int, default=None, help="MiB per exercise (grader's default: 2048)")
+    x.add_argument(
+        "--seed", type=int, default=None, help="fixed hidden seed (default: a fresh one per submission)"
+    )
+    x.add_argument("--wheelhouse", help="gradescope: bundle these .whl files so setup.sh installs offline")
+    x.add_argument(
+        "--image", default="tfmcourse-grader:latest", help="prairielearn: the grading image's name"
+    )
+    x.add_argument("--root", help="the course folder (default: found from the current directory)")
+    x.set_defaults(func=_export)
 
     r = sub.add_parser("run", help="(authors) run notebooks top to bottom and save them with clean metadata")
     r.add_argument("notebooks", nargs="+")
     r.add_argument("--timeout", type=int, default=600)
     r.set_defaults(func=_run)
+
+    lab = sub.add_parser(
+        "lab", help="copy the course into work/ (never overwriting your files) and open JupyterLab"
+    )
+    lab.add_argument("--lang", default="en", help="course edition: en (default) or ko when it is built")
+    lab.add_argument("--sync-only", action="store_true", help="only create or refresh work/")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="options passed on to jupyter lab (after --)")
+    lab.set_defaults(func=_lab)
+
+    pr = sub.add_parser(
+        "progress", help="show, per lesson and exercise, what passes, fails or is not attempted"
+    )
+    pr.add_argument("--workspace", help="the workspace folder (default: the one you are in, else work/)")
+    pr.set_defaults(func=_progress)
     return p
 
 

@@ -167,3 +167,79 @@ def beam_search(
         int((out != pad_id).any(dim=0).nonzero().max()) + 1 if bool((out != pad_id).any()) else out.shape[1]
     )
     return out[:, :keep], score.gather(1, best[:, None]).squeeze(1)
+
+
+# ---------------------------------------------------------------- sampling (lesson 10)
+
+
+def next_token_distribution(
+    logits: Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> Tensor:
+    """The distribution the next token is drawn from, after temperature, top-k and top-p.
+
+    In this order: divide the logits by ``temperature`` (``0`` means greedy: a
+    one-hot on the argmax, the lowest index on ties); ``top_k`` keeps every token
+    whose logit is ≥ the k-th largest (ties at the boundary are all kept);
+    ``top_p`` then keeps, of what top-k left (renormalised), the smallest set of
+    most likely tokens whose probability reaches ``top_p``. Every other token
+    gets exactly 0 and the kept ones are renormalised.
+
+    Shape:
+        logits ``(B, V)`` (any leading axes); returns probabilities of the same shape.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 (or None to keep every token), got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] (or None), got {top_p}")
+    V = logits.shape[-1]
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(dim=-1), V).to(logits.dtype)
+    scaled = logits / temperature  # (B, V)
+    keep = torch.ones_like(scaled, dtype=torch.bool)  # (B, V)
+    if top_k is not None and top_k < V:
+        kth = scaled.topk(top_k, dim=-1).values[..., -1:]  # (B, 1): the k-th largest logit
+        keep = scaled >= kth
+    if top_p is not None and top_p < 1.0:
+        probs = torch.softmax(scaled.masked_fill(~keep, float("-inf")), dim=-1)  # (B, V)
+        sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)  # (B, V)
+        mass_before = sorted_p.cumsum(dim=-1) - sorted_p  # (B, V): probability of the likelier tokens
+        keep_sorted = mass_before < top_p  # the first token is always kept
+        keep = keep & torch.zeros_like(keep).scatter(-1, order, keep_sorted)
+    return torch.softmax(scaled.masked_fill(~keep, float("-inf")), dim=-1)
+
+
+@torch.no_grad()
+def sample(
+    model: Any,
+    prompt: Tensor,
+    max_new_tokens: int,
+    *,
+    eos_id: int,
+    pad_id: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Generate from a causal language model ``model(tokens (B, T)) -> logits (B, T, V)``.
+
+    Recomputes the model on the whole prefix at every step (lesson 11 caches
+    the keys and values instead). Rows stop at their first ``eos_id``; after it
+    they are padded with ``pad_id``.
+
+    Shape:
+        prompt ``(B, P)`` long; returns the generated tokens ``(B, max_new_tokens)``
+        (without the prompt).
+    """
+    tokens = prompt
+    done = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)  # (B,)
+    for _ in range(max_new_tokens):
+        logits = model(tokens)[:, -1]  # (B, V): the last position predicts the next token
+        probs = next_token_distribution(logits, temperature, top_k, top_p)
+        nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+        nxt = nxt.masked_fill(done, pad_id)
+        tokens = torch.cat([tokens, nxt[:, None]], dim=1)  # (B, t + 1)
+        done = done | (nxt == eos_id)
+    return tokens[:, prompt.shape[1] :]

@@ -34,11 +34,7 @@ def padding_mask(tokens: Tensor, pad_id: int) -> Tensor:
     return tokens == pad_id  # (B, S)
 
 
-def merge_masks(
-    attn_mask: Tensor | None,
-    key_padding_mask: Tensor | None,
-    n_heads: int | None = None,
-) -> Tensor | None:
+def merge_masks(attn_mask: Tensor | None, key_padding_mask: Tensor | None) -> Tensor | None:
     """Combine an ``attn_mask`` and a ``key_padding_mask`` into one blocked-mask.
 
     Shape:

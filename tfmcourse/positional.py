@@ -122,3 +122,36 @@ def sign_changes(table: Tensor, threshold: float = 0.0) -> Tensor:
     """
     above = table > threshold  # (max_len, C)
     return (above[1:] != above[:-1]).sum(0)  # (C,)
+
+
+# ---------------------------------------------------------------- RoPE (lesson 10)
+
+
+def apply_rope(x: Tensor, positions: Tensor, base: float = BASE) -> Tensor:
+    """Rotary position embedding: rotate each interleaved pair of ``x`` by ``p·ω_i``.
+
+    The pair ``(a, b) = (x[..., 2i], x[..., 2i+1])`` of the vector at position
+    ``p`` becomes ``(a cos θ − b sin θ, a sin θ + b cos θ)`` with
+    ``θ = p·ω_i = p·base^(-2i/d)``: the same pairs and frequencies as the
+    sinusoid table, where ``R_k`` moved ``PE[p]`` to ``PE[p + k]``. Applied to
+    queries and keys, ``rope(q, p)·rope(k, s)`` depends on ``p − s`` only.
+    Angles are computed in float64 and the result has ``x``'s dtype.
+
+    Shape:
+        x ``(B, H, T, d)`` (any leading axes; positions index the second-to-last);
+        positions ``(T,)`` integer; returns the shape of ``x``.
+    """
+    if x.dim() < 2:
+        raise ValueError(f"apply_rope: x must be (..., T, d), got shape {tuple(x.shape)}")
+    d = x.shape[-1]
+    if d % 2:
+        raise ValueError(f"apply_rope: the feature size d={d} must be even (features are rotated in pairs)")
+    if positions.dim() != 1 or positions.shape[0] != x.shape[-2]:
+        raise ValueError(
+            f"apply_rope: positions must be (T,) with T={x.shape[-2]}, got shape {tuple(positions.shape)}"
+        )
+    theta = positions.to(torch.float64)[:, None] * frequencies(d, base)[None, :]  # (T, d/2)
+    cos, sin = torch.cos(theta).to(x.dtype), torch.sin(theta).to(x.dtype)
+    a, b = x[..., 0::2], x[..., 1::2]  # (..., T, d/2) each
+    rotated = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1)  # (..., T, d/2, 2)
+    return rotated.flatten(-2)  # (..., T, d): pairs interleaved again

@@ -40,7 +40,7 @@ def noam_lr(step: int, d_model: int, warmup_steps: int, factor: float = 1.0) -> 
 
 
 def noam_lr_mistyped(step: int, d_model: int, warmup_steps: int, factor: float = 1.0) -> float:
-    """The formula as seed note 003 writes it: ``d_model^-0.5 · min(step^-0.5 · warmup^-1.5)``.
+    """The formula with its comma lost, as it is often copied: ``d_model^-0.5 · min(step^-0.5 · warmup^-1.5)``.
 
     With the comma lost, ``min`` has a single argument and the expression is
     ``d_model^-0.5 · step^-0.5 · warmup^-1.5``: no warm-up at all (it is

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -86,6 +85,10 @@ def train(
     ``stop_when(metrics)`` may end training early. ``seed`` seeds torch's
     global RNG once at the start (dropout), so a run is reproducible.
     ``single_thread`` trains on one CPU thread (see :func:`one_thread`).
+
+    The progress bar shows the recent training loss and the latest
+    evaluation's metrics; after an early stop its total is the number of
+    steps actually run, so it ends full rather than looking interrupted.
     """
     with one_thread() if single_thread else contextlib.nullcontext():
         return _train(
@@ -147,13 +150,13 @@ def _train(
         hist.evals.append((step, metrics))
         return bool(stop_when and stop_when(metrics))
 
-    bar = tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=True, mininterval=0.5)
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=True, mininterval=0.5)
     model.train()
     stopped = False
-    for step in bar:
+    for step in range(1, steps + 1):
         loss = loss_fn(model, get(step))
         if not torch.isfinite(loss):
-            bar.close()
+            bar.close()  # left unfinished: a notebook shows it red
             raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower the learning rate?")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -165,17 +168,45 @@ def _train(
         hist.step.append(step)
         hist.loss.append(loss.item())
         hist.lr.append(opt.param_groups[0]["lr"])
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{hist.smoothed_loss(10)[-1]:.3f}")
+        bar.update(1)
         if eval_every and step % eval_every == 0 and step != steps and run_eval(step):
             stopped = True
+        if step % 10 == 0 or stopped:
+            bar.set_postfix(_progress_metrics(hist), refresh=False)
+        if stopped:
             break
-    bar.close()
     if not stopped and evaluate is not None:
         run_eval(hist.step[-1])
+        bar.set_postfix(_progress_metrics(hist), refresh=False)
+    _end_bar(bar, steps_run=hist.step[-1])
     hist.seconds = time.perf_counter() - start
     model.eval()
     return hist
+
+
+def _progress_metrics(hist: History) -> dict[str, str]:
+    """What the progress bar shows: the recent training loss and the latest evaluation."""
+    shown = {"loss": f"{hist.smoothed_loss(10)[-1]:.3f}"}
+    if hist.evals:
+        step, metrics = hist.evals[-1]
+        shown.update({f"val {k}": f"{v:.3f}" for k, v in metrics.items()})
+        shown["at step"] = str(step)
+    return shown
+
+
+def _end_bar(bar, steps_run: int) -> None:
+    """Close the bar with its total set to the steps actually run.
+
+    An early stop is a success: with the total shrunk to the steps run, the
+    bar ends full (green in a notebook) instead of looking interrupted.
+    """
+    if steps_run < (bar.total or 0):
+        bar.total = steps_run
+        container = getattr(bar, "container", None)  # the notebook widget keeps its own maximum
+        if container is not None:
+            container.children[1].max = steps_run
+        bar.refresh()
+    bar.close()
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -183,5 +214,49 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def perplexity(loss: float) -> float:
-    return math.exp(loss)
+# ---------------------------------------------------------------- one language-model step (lesson 10)
+
+
+def next_token_loss(model: nn.Module, tokens: Tensor, pad_id: int) -> Tensor:
+    """Mean cross-entropy (nats per token) of predicting ``tokens[:, 1:]`` from ``tokens[:, :-1]``.
+
+    Pad targets are ignored. Divide by ``ln 2`` for bits per token.
+
+    Shape:
+        tokens ``(B, T)`` long; ``model(tokens[:, :-1])`` returns ``(B, T-1, V)``; returns a scalar.
+    """
+    if tokens.dim() != 2 or tokens.shape[1] < 2:
+        raise ValueError(f"tokens must be (B, T) with T >= 2, got shape {tuple(tokens.shape)}")
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]  # (B, T-1) each
+    logits = model(inputs)  # (B, T-1, V)
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=pad_id
+    )
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    tokens: Tensor,
+    pad_id: int,
+    max_grad_norm: float = 1.0,
+) -> float:
+    """One step of next-token training; returns the loss before the step.
+
+    Position ``t`` of ``tokens[:, :-1]`` is scored on ``tokens[:, t + 1]``
+    (cross-entropy; pad targets ignored). Then, in this order: clear the
+    gradients, backward, clip the global gradient norm to ``max_grad_norm``,
+    ``optimizer.step()``, ``scheduler.step()`` (if a scheduler is given).
+
+    Shape:
+        tokens ``(B, T)`` long; ``model(tokens[:, :-1])`` returns ``(B, T-1, V)``.
+    """
+    loss = next_token_loss(model, tokens, pad_id)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.item()

@@ -2,8 +2,8 @@
 
 Everything speaks ``torch.nn.Transformer``'s vocabulary (batch-first, ``d_model``,
 ``norm_first``, ``*_key_padding_mask``, masks with ``True`` = blocked), so a
-layer copied into its torch twin gives the same numbers (see :func:`to_torch`
-and :func:`load_from_torch`).
+layer copied into its torch twin gives the same numbers (see
+:mod:`tfmcourse.torch_interop`).
 
 >>> cfg = TransformerConfig(src_vocab=40, tgt_vocab=30)
 >>> model = Transformer(cfg)
@@ -16,12 +16,13 @@ and :func:`load_from_torch`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
 
-from tfmcourse.attention import MultiHeadAttention, masked_softmax, merge_heads, split_heads
+from tfmcourse.attention import MultiHeadAttention
 from tfmcourse.masks import causal_mask, padding_mask
 from tfmcourse.positional import sinusoidal_positional_encoding
 
@@ -32,14 +33,10 @@ __all__ = [
     "Encoder",
     "EncoderLayer",
     "FeedForward",
-    "TorchTransformer",
     "Transformer",
     "TransformerConfig",
     "base_config",
     "count_model_parameters",
-    "load_from_torch",
-    "to_torch",
-    "weights_from_torch",
 ]
 
 
@@ -139,33 +136,17 @@ class DecoderLayer(nn.Module):
         memory_key_padding_mask: Tensor | None = None,
         need_weights: bool = False,
     ):
-        x = y
-        if self.norm_first:
-            x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask)
-            cross, weights = self._mha_block(self.norm2(x), memory, memory_key_padding_mask)
-            x = x + cross
-            x = x + self._ff_block(self.norm3(x))
-        else:
-            x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask))
-            cross, weights = self._mha_block(x, memory, memory_key_padding_mask)
-            x = self.norm2(x + cross)
-            x = self.norm3(x + self._ff_block(x))
+        def self_attention(x: Tensor) -> Tensor:
+            return self.self_attn(x, x, x, attn_mask=tgt_mask, key_padding_mask=tgt_key_padding_mask)
+
+        def cross_attention(x: Tensor) -> tuple[Tensor, Tensor]:
+            # queries from the decoder, keys and values from the encoder's memory
+            return self.cross_attn(
+                x, memory, memory, key_padding_mask=memory_key_padding_mask, need_weights=True
+            )
+
+        x, weights = self._layer(y, self_attention, cross_attention)
         return (x, weights) if need_weights else x  # (B, T, D), (B, H, T, S)
-
-    def _sa_block(self, x: Tensor, attn_mask: Tensor | None, key_padding_mask: Tensor | None) -> Tensor:
-        return self.dropout1(self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask))
-
-    def _mha_block(self, x: Tensor, memory: Tensor, key_padding_mask: Tensor | None):
-        # queries from the decoder, keys and values from the encoder's memory
-        out, weights = self.cross_attn(
-            x, memory, memory, key_padding_mask=key_padding_mask, need_weights=True
-        )
-        return self.dropout2(out), weights
-
-    def _ff_block(self, x: Tensor) -> Tensor:
-        return self.dropout3(self.ff(x))
-
-    # ---- incremental decoding: the same computation, reusing past keys and values
 
     def forward_step(
         self,
@@ -178,57 +159,52 @@ class DecoderLayer(nn.Module):
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Process only the ``n`` newest target positions, attending to cached keys/values.
 
+        The same layer as ``forward``; only where attention gets its keys and values
+        differs: the earlier positions' from ``past_kv``, the memory's from ``memory_kv``
+        (``cross_attn.project_kv(memory, memory)``, computed once).
+
         Shape:
             y_new ``(B, n, D)``; memory_kv two ``(B, H, S, d_head)``; past_kv two
             ``(B, H, P, d_head)`` or None; attn_mask ``(n, P+n)``; tgt_key_padding_mask
             ``(B, P+n)``; returns ``(B, n, D)`` and the new self-attention keys/values ``(B, H, P+n, d_head)``.
         """
-        x = y_new
-        h = self.norm1(x) if self.norm_first else x
-        k, v = _keys_values(self.self_attn, h)  # (B, H, n, d_head)
-        if past_kv is not None:
-            k, v = torch.cat([past_kv[0], k], dim=2), torch.cat([past_kv[1], v], dim=2)  # (B, H, P+n, d_head)
-        sa = self.dropout1(_attend(self.self_attn, h, k, v, attn_mask, tgt_key_padding_mask)[0])
+        new_kv = []
+
+        def self_attention(x: Tensor) -> Tensor:
+            k, v = self.self_attn.project_kv(x, x)  # (B, H, n, d_head)
+            if past_kv is not None:
+                k = torch.cat([past_kv[0], k], dim=2)  # (B, H, P+n, d_head)
+                v = torch.cat([past_kv[1], v], dim=2)  # (B, H, P+n, d_head)
+            new_kv.append((k, v))
+            return self.self_attn.attend(x, k, v, attn_mask, tgt_key_padding_mask)[0]
+
+        def cross_attention(x: Tensor) -> tuple[Tensor, Tensor]:
+            return self.cross_attn.attend(x, *memory_kv, key_padding_mask=memory_key_padding_mask)
+
+        x, _ = self._layer(y_new, self_attention, cross_attention)
+        return x, new_kv[0]
+
+    def _layer(
+        self,
+        x: Tensor,
+        self_attention: Callable[[Tensor], Tensor],
+        cross_attention: Callable[[Tensor], tuple[Tensor, Tensor]],
+    ) -> tuple[Tensor, Tensor]:
+        """The three residual sub-layers, given the two attentions; returns ``x`` and the cross weights."""
         if self.norm_first:
-            x = x + sa
-            x = x + self.dropout2(
-                _attend(self.cross_attn, self.norm2(x), *memory_kv, None, memory_key_padding_mask)[0]
-            )
+            x = x + self.dropout1(self_attention(self.norm1(x)))
+            cross, weights = cross_attention(self.norm2(x))
+            x = x + self.dropout2(cross)
             x = x + self._ff_block(self.norm3(x))
         else:
-            x = self.norm1(x + sa)
-            x = self.norm2(
-                x + self.dropout2(_attend(self.cross_attn, x, *memory_kv, None, memory_key_padding_mask)[0])
-            )
+            x = self.norm1(x + self.dropout1(self_attention(x)))
+            cross, weights = cross_attention(x)
+            x = self.norm2(x + self.dropout2(cross))
             x = self.norm3(x + self._ff_block(x))
-        return x, (k, v)
+        return x, weights  # (B, n, D), (B, H, n, S)
 
-
-def _keys_values(mha: MultiHeadAttention, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Projected keys and values of ``x``, split into heads: two ``(B, H, L, d_head)``."""
-    return split_heads(mha.k_proj(x), mha.n_heads), split_heads(mha.v_proj(x), mha.n_heads)
-
-
-def _attend(
-    mha: MultiHeadAttention,
-    query: Tensor,
-    k: Tensor,
-    v: Tensor,
-    attn_mask: Tensor | None,
-    key_padding_mask: Tensor | None,
-) -> tuple[Tensor, Tensor]:
-    """``mha`` applied to ``query`` with keys/values already projected (as in its forward)."""
-    q = split_heads(mha.q_proj(query), mha.n_heads)  # (B, H, n, d_head)
-    attn_scores = q @ k.transpose(-2, -1) / math.sqrt(mha.d_head)  # (B, H, n, L)
-    mask = None
-    if attn_mask is not None:
-        mask = attn_mask
-    if key_padding_mask is not None:
-        kpm = key_padding_mask[:, None, None, :]  # (B, 1, 1, L)
-        mask = kpm if mask is None else (mask | kpm)
-    attn_weights = masked_softmax(attn_scores, mask)  # (B, H, n, L)
-    context = mha.dropout(attn_weights) @ v  # (B, H, n, d_head)
-    return mha.out_proj(merge_heads(context)), attn_weights  # (B, n, D)
+    def _ff_block(self, x: Tensor) -> Tensor:
+        return self.dropout3(self.ff(x))
 
 
 # ---------------------------------------------------------------- stacks
@@ -494,18 +470,16 @@ class Transformer(nn.Module):
             cross-attention weight tensor ``(B, H, T, S)`` per decoder layer.
         """
         self._check_tokens(tgt_in, "tgt_in")
-        T = tgt_in.shape[1]
         y = self._embed(tgt_in, self.tgt_embed)
-        out, cross = self.decoder(
-            y,
-            memory,
-            tgt_mask=causal_mask(T, device=tgt_in.device),
+        masks = dict(
+            tgt_mask=causal_mask(tgt_in.shape[1], device=tgt_in.device),
             tgt_key_padding_mask=padding_mask(tgt_in, self.config.pad_id),
             memory_key_padding_mask=padding_mask(src, self.config.pad_id),
-            need_weights=True,
         )
-        logits = self.generator(out)  # (B, T, V)
-        return (logits, cross) if need_weights else logits
+        if not need_weights:
+            return self.generator(self.decoder(y, memory, **masks))  # (B, T, V)
+        out, cross = self.decoder(y, memory, **masks, need_weights=True)
+        return self.generator(out), cross
 
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
         """Shape: src ``(B, S)``, tgt_in ``(B, T)``; returns logits ``(B, T, tgt_vocab)``."""
@@ -526,7 +500,7 @@ class Transformer(nn.Module):
         self._check_tokens(tokens, "tokens")
         if cache is None:
             cache = DecoderCache(
-                memory_kv=[_keys_values(layer.cross_attn, memory) for layer in self.decoder.layers]
+                memory_kv=[layer.cross_attn.project_kv(memory, memory) for layer in self.decoder.layers]
             )
         P, n = cache.length, tokens.shape[1]
         pad = padding_mask(tokens, self.config.pad_id)
@@ -545,44 +519,6 @@ class Transformer(nn.Module):
         return self.generator(y), DecoderCache(cache.memory_kv, new_kv, tgt_pad)
 
 
-class TorchTransformer(Transformer):
-    """The same model with ``torch.nn``'s encoder and decoder stacks inside (for benchmarks).
-
-    Embeddings, positional encoding, output layer and the ``encode``/``decode``/``forward``
-    interface are :class:`Transformer`'s; the stacks are ``nn.TransformerEncoder``/``Decoder``
-    built by :func:`to_torch` from a freshly initialised course model, so with the same seed both
-    models start from identical weights. ``decode_step`` and ``need_weights`` are not available
-    (torch's decoder returns no attention weights and has no key/value cache).
-    """
-
-    def __init__(self, config: TransformerConfig):
-        super().__init__(config)
-        self.encoder = to_torch(self.encoder)
-        self.decoder = to_torch(self.decoder)
-
-    def encode(self, src: Tensor) -> Tensor:
-        self._check_tokens(src, "src")
-        x = self._embed(src, self.src_embed)
-        return self.encoder(x, src_key_padding_mask=padding_mask(src, self.config.pad_id))
-
-    def decode(self, tgt_in: Tensor, memory: Tensor, src: Tensor, need_weights: bool = False):
-        if need_weights:
-            raise NotImplementedError("torch.nn.TransformerDecoder does not return attention weights")
-        self._check_tokens(tgt_in, "tgt_in")
-        y = self._embed(tgt_in, self.tgt_embed)
-        out = self.decoder(
-            y,
-            memory,
-            tgt_mask=causal_mask(tgt_in.shape[1], device=tgt_in.device),
-            tgt_key_padding_mask=padding_mask(tgt_in, self.config.pad_id),
-            memory_key_padding_mask=padding_mask(src, self.config.pad_id),
-        )
-        return self.generator(out)
-
-    def decode_step(self, *args, **kwargs):
-        raise NotImplementedError("TorchTransformer has no incremental decoding: use decode() on the prefix")
-
-
 # ---------------------------------------------------------------- parameter counts
 
 
@@ -591,145 +527,3 @@ def count_model_parameters(config: TransformerConfig) -> int:
     with torch.device("meta"):
         model = Transformer(config)
     return sum(p.numel() for p in model.parameters())
-
-
-# ---------------------------------------------------------------- torch.nn.Transformer twins
-
-
-def _split_in_proj(prefix: str, weight: Tensor, bias: Tensor | None, out: dict) -> None:
-    for name, w in zip(("q_proj", "k_proj", "v_proj"), weight.chunk(3, dim=0)):
-        out[f"{prefix}{name}.weight"] = w
-    if bias is not None:
-        for name, b in zip(("q_proj", "k_proj", "v_proj"), bias.chunk(3, dim=0)):
-            out[f"{prefix}{name}.bias"] = b
-
-
-def weights_from_torch(module: nn.Module) -> dict[str, Tensor]:
-    """Parameters of a torch Transformer module, renamed to this package's (and SPEC's) names.
-
-    Works for ``nn.TransformerEncoderLayer``/``DecoderLayer``, ``nn.TransformerEncoder``/
-    ``Decoder`` and ``nn.Transformer``: ``self_attn.in_proj_weight`` becomes
-    ``self_attn.q_proj/k_proj/v_proj.weight``, ``multihead_attn`` becomes ``cross_attn``,
-    ``linear1/linear2`` become ``ff.linear1/ff.linear2``. Returns detached copies.
-    """
-    out: dict[str, Tensor] = {}
-    sd = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    for key, value in sd.items():
-        if key.endswith("in_proj_bias"):
-            continue
-        key2 = key.replace("multihead_attn.", "cross_attn.")
-        if key.endswith("in_proj_weight"):
-            prefix = key2[: -len("in_proj_weight")]
-            _split_in_proj(prefix, value, sd.get(key[: -len("weight")] + "bias"), out)
-            continue
-        for lin in ("linear1.", "linear2."):
-            if key2.startswith(lin) or f".{lin}" in key2:
-                key2 = key2.replace(lin, "ff." + lin)
-        out[key2] = value
-    return out
-
-
-def load_from_torch(module: nn.Module, torch_module: nn.Module) -> nn.Module:
-    """Copy the weights of ``torch_module`` (its torch twin) into ``module``; returns ``module``.
-
-    ``module`` is an :class:`EncoderLayer`, :class:`DecoderLayer`, :class:`Encoder`,
-    :class:`Decoder` or :class:`Transformer` (whose encoder and decoder get the weights of
-    an ``nn.Transformer``; embeddings and the output projection are not in torch's module).
-    """
-    if isinstance(module, Transformer):
-        if not isinstance(torch_module, nn.Transformer):
-            raise TypeError(f"a Transformer loads from an nn.Transformer, got {type(torch_module).__name__}")
-        load_from_torch(module.encoder, torch_module.encoder)
-        load_from_torch(module.decoder, torch_module.decoder)
-        return module
-    weights = weights_from_torch(torch_module)
-    mine = set(module.state_dict())
-    theirs = set(weights)
-    if mine != theirs:
-        extra = sorted(theirs - mine)
-        hint = ""
-        if any(k.startswith("norm.") for k in extra):
-            hint = (
-                " (torch's stack has a final LayerNorm but this post-LN stack has none: "
-                "nn.Transformer adds one even when norm_first=False; use to_torch(), which leaves it out)"
-            )
-        raise ValueError(
-            f"cannot load {type(torch_module).__name__} into {type(module).__name__}: "
-            f"missing {sorted(mine - theirs)}, unexpected {extra}{hint}"
-        )
-    module.load_state_dict(weights)
-    return module
-
-
-def _torch_kwargs(layer: nn.Module) -> dict:
-    attn = layer.self_attn
-    return dict(
-        d_model=attn.d_model,
-        nhead=attn.n_heads,
-        dim_feedforward=layer.ff.linear1.out_features,
-        dropout=layer.dropout1.p,
-        batch_first=True,
-        norm_first=layer.norm_first,
-    )
-
-
-def to_torch(module: nn.Module) -> nn.Module:
-    """A torch twin of ``module`` holding the same weights (for parity tests and benchmarks).
-
-    EncoderLayer → ``nn.TransformerEncoderLayer``, DecoderLayer → ``nn.TransformerDecoderLayer``,
-    Encoder/Decoder → ``nn.TransformerEncoder``/``Decoder``, Transformer → ``nn.Transformer``
-    (without the final LayerNorms torch adds by default when the model is post-LN).
-    All batch-first, ReLU, eps 1e-5.
-    """
-    if isinstance(module, EncoderLayer):
-        twin = nn.TransformerEncoderLayer(**_torch_kwargs(module))
-    elif isinstance(module, DecoderLayer):
-        twin = nn.TransformerDecoderLayer(**_torch_kwargs(module))
-    elif isinstance(module, Encoder):
-        norm = None if module.norm is None else nn.LayerNorm(module.norm.normalized_shape)
-        twin = nn.TransformerEncoder(
-            to_torch(module.layers[0]), len(module.layers), norm=norm, enable_nested_tensor=False
-        )
-    elif isinstance(module, Decoder):
-        norm = None if module.norm is None else nn.LayerNorm(module.norm.normalized_shape)
-        twin = nn.TransformerDecoder(to_torch(module.layers[0]), len(module.layers), norm=norm)
-    elif isinstance(module, Transformer):
-        c = module.config
-        twin = nn.Transformer(
-            d_model=c.d_model,
-            nhead=c.n_heads,
-            num_encoder_layers=c.num_encoder_layers,
-            num_decoder_layers=c.num_decoder_layers,
-            dim_feedforward=c.d_ff,
-            dropout=c.dropout,
-            batch_first=True,
-            norm_first=c.norm_first,
-            custom_encoder=to_torch(module.encoder),
-            custom_decoder=to_torch(module.decoder),
-        )
-        # nn.Transformer re-initialises every matrix when constructed: copy the weights afterwards
-        twin.encoder.load_state_dict(_to_torch_state_dict(module.encoder.state_dict(), twin.encoder))
-        twin.decoder.load_state_dict(_to_torch_state_dict(module.decoder.state_dict(), twin.decoder))
-        return twin
-    else:
-        raise TypeError(f"no torch twin for {type(module).__name__}")
-    to_sd = _to_torch_state_dict(module.state_dict(), twin)
-    twin.load_state_dict(to_sd)
-    return twin
-
-
-def _to_torch_state_dict(mine: dict[str, Tensor], twin: nn.Module) -> dict[str, Tensor]:
-    """Inverse of :func:`weights_from_torch`, keyed like ``twin``'s state dict."""
-    out = {}
-    for key in twin.state_dict():
-        if key.endswith("in_proj_weight") or key.endswith("in_proj_bias"):
-            prefix = key.rsplit("in_proj_", 1)[0].replace("multihead_attn.", "cross_attn.")
-            kind = "weight" if key.endswith("weight") else "bias"
-            out[key] = torch.cat([mine[f"{prefix}{p}.{kind}"] for p in ("q_proj", "k_proj", "v_proj")])
-            continue
-        mkey = key.replace("multihead_attn.", "cross_attn.")
-        for lin in ("linear1.", "linear2."):
-            if mkey.startswith(lin) or f".{lin}" in mkey:
-                mkey = mkey.replace(lin, "ff." + lin)
-        out[key] = mine[mkey].detach().clone()
-    return out

@@ -28,8 +28,13 @@ def heatmap(
     vmin: float | None = 0.0,
     vmax: float | None = None,
     colorbar: bool = True,
+    colorbar_label: str = "",
 ):
-    """An attention-weights (or any matrix) heatmap with optional token labels."""
+    """An attention-weights (or any matrix) heatmap with optional token labels.
+
+    A colour bar (on by default) shows what the colours mean; ``colorbar_label`` names its
+    quantity, e.g. ``"attention weight"``. Pass ``colorbar=False`` only for categorical colours.
+    """
     w = _np(weights)
     if w.ndim != 2:
         raise ValueError(f"heatmap needs a 2-D matrix, got shape {w.shape}")
@@ -49,7 +54,9 @@ def heatmap(
     if title:
         ax.set_title(title)
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        cbar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        if colorbar_label:
+            cbar.set_label(colorbar_label)
     return ax
 
 

@@ -8,7 +8,7 @@ Edit a function of your own lesson; do not rewrite the whole file.
 
 from __future__ import annotations
 
-# ---------------------------------------------------------------- lessons 05 and 07 (issue 5)
+# ---------------------------------------------------------------- lessons 05 and 07
 # Figures are drawn on a matplotlib ``Figure`` (not pyplot) and shown as a PNG in an
 # ``ipywidgets.Image``: no global pyplot state, identical from Python tests and in the browser.
 
@@ -28,9 +28,13 @@ class PositionalEncodingExplorer:
     """Pick a position and a range of columns of the sinusoid table; see the vector and
     how similar every other position's code is to it (lesson 05).
 
-    ``result`` holds ``position``, ``dims`` (lo, hi), ``vector`` (the chosen columns of
-    ``PE[position]``), ``similarity`` (cosine similarity of those columns with every
-    position) and ``nearest`` (the other position with the most similar code).
+    The ``dims`` slider reads first and last column, both included (``0 – 31`` for
+    ``d_model = 32``), and snaps to whole sin/cos pairs: a range always starts on a sin
+    column and ends on its cos partner, so it holds at least one pair.
+
+    ``result`` holds ``position``, ``dims`` (lo, hi) with ``hi`` excluded, ``vector`` (the
+    chosen columns of ``PE[position]``), ``similarity`` (cosine similarity of those columns
+    with every position) and ``nearest`` (the other position with the most similar code).
     """
 
     def __init__(self, max_len: int = 64, d_model: int = 32, position: int = 10):
@@ -47,11 +51,13 @@ class PositionalEncodingExplorer:
             continuous_update=False,
             layout=w.Layout(width="420px"),
         )
+        if d_model < 2 or d_model % 2:
+            raise ValueError(f"d_model must be a positive even number, got {d_model}")
         self.dims = w.IntRangeSlider(
-            value=(0, d_model),
+            value=(0, d_model - 1),
             min=0,
-            max=d_model,
-            step=2,
+            max=d_model - 1,
+            step=1,
             description="columns",
             continuous_update=False,
             layout=w.Layout(width="420px"),
@@ -65,12 +71,17 @@ class PositionalEncodingExplorer:
         self.dims.observe(self._update, names="value")
         self._update()
 
+    @staticmethod
+    def _whole_pairs(first: int, last: int) -> tuple[int, int]:
+        """Widen an inclusive column range to whole sin/cos pairs: (3, 3) -> (2, 3)."""
+        return first - first % 2, last | 1
+
     def compute(self) -> dict:
         import torch
 
         p = self.position.value
-        lo, hi = self.dims.value
-        hi = max(hi, lo + 2)
+        lo, last = self._whole_pairs(*self.dims.value)
+        hi = last + 1  # exclusive
         table = self.pe[:, lo:hi].double()  # (max_len, hi - lo)
         sim = torch.nn.functional.cosine_similarity(table, table[p][None, :], dim=-1)  # (max_len,)
         others = sim.clone()
@@ -87,7 +98,12 @@ class PositionalEncodingExplorer:
 
     def _update(self, _change=None) -> None:
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
+        snapped = self._whole_pairs(*self.dims.value)
+        if tuple(self.dims.value) != snapped:
+            self.dims.value = snapped  # observed: this change redraws
+            return
         r = self.compute()
         self.result = r
         lo, hi = r["dims"]
@@ -96,16 +112,19 @@ class PositionalEncodingExplorer:
         cols = range(lo, hi)
         ax1.bar(cols, r["vector"].numpy(), color=["tab:blue" if c % 2 == 0 else "tab:orange" for c in cols])
         ax1.set_ylim(-1.1, 1.1)
+        ax1.xaxis.set_major_locator(MaxNLocator(integer=True))  # columns are whole numbers
         ax1.set_xlabel("column of PE (blue: sin, orange: cos)")
         ax1.set_ylabel("value")
-        ax1.set_title(f"PE[{r['position']}, {lo}:{hi}]")
+        ax1.set_title(f"PE[{r['position']}], columns {lo}–{hi - 1}")
         ax1.grid(alpha=0.3)
+        lim_lo, lim_hi = ax1.get_xlim()
+        self._last_column_ticks = [t for t in ax1.get_xticks() if lim_lo <= t <= lim_hi]
         ax2.plot(range(len(r["similarity"])), r["similarity"].numpy(), marker="o", ms=2)
         ax2.axvline(r["position"], color="k", lw=0.8, ls="--")
         ax2.set_ylim(-1.05, 1.05)
         ax2.set_xlabel("position p")
         ax2.set_ylabel(f"cosine similarity with position {r['position']}")
-        ax2.set_title(f"similarity of columns {lo}:{hi}")
+        ax2.set_title(f"similarity on columns {lo}–{hi - 1}")
         ax2.grid(alpha=0.3)
         self.image.value = _figure_png(fig)
         self.summary.value = (
@@ -215,7 +234,7 @@ class AttentionExplorer:
         )
 
 
-# ---------------------------------------------------------------- lesson 03 (issue 4)
+# ---------------------------------------------------------------- lesson 03
 
 
 class NormComparisonExplorer:
@@ -259,11 +278,12 @@ class NormComparisonExplorer:
         import torch
 
         from tfmcourse import norms
+        from tfmcourse.experiments import lesson03
 
         B, T, p, C = self.batch_size.value, self.seq_len.value, self.pad_fraction.value, self.C
         n_real = max(1, T - round(p * T))  # every sequence keeps at least one real token
         lengths = [n_real] * B
-        x, pad = norms.padded_batch(lengths, T, C, seed=0)  # (B, T, C), (B, T)
+        x, pad = lesson03.padded_batch(lengths, T, C, seed=0)  # (B, T, C), (B, T)
         gamma, beta = torch.ones(C), torch.zeros(C)
         bn = lambda z: norms.batch_norm(z, gamma, beta)  # noqa: E731
         ln = lambda z: norms.layer_norm(z, gamma, beta)  # noqa: E731

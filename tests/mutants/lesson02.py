@@ -90,6 +90,51 @@ def masked_softmax_explicit_float64(scores, mask=None):
     )
 
 
+@correct("masked_softmax")
+def masked_softmax_finite_fill_then_zero(scores, mask=None):
+    """A finite fill (the dtype's minimum), then every blocked weight zeroed: right on empty rows too."""
+    if mask is None:
+        return scores.softmax(-1)
+    blocked = mask.expand(scores.shape)
+    w = scores.masked_fill(blocked, torch.finfo(scores.dtype).min).softmax(-1)
+    return w.masked_fill(blocked, 0.0)
+
+
+@correct("masked_softmax")
+def masked_softmax_additive_bias(scores, mask=None):
+    """Masks turned into an additive bias of 0 / -inf, empty rows detected and zeroed."""
+    if mask is None:
+        return torch.nn.functional.softmax(scores, dim=-1)
+    bias = torch.zeros(mask.shape, dtype=scores.dtype).masked_fill(mask, float("-inf"))
+    s = scores + bias
+    empty = torch.isinf(s).all(-1, keepdim=True)
+    w = torch.exp(s - torch.where(empty, torch.zeros_like(s), s).amax(-1, keepdim=True))
+    w = w / w.sum(-1, keepdim=True).clamp_min(torch.finfo(s.dtype).tiny)
+    return torch.where(empty, torch.zeros_like(w), w)
+
+
+@wrong("masked_softmax", "multiplying")
+def masked_softmax_product_keep(scores, mask=None):
+    """Multiplies the scores by the keep-mask: a blocked score becomes 0, not -inf."""
+    keep = torch.ones_like(scores) if mask is None else (~mask).to(scores.dtype)
+    return torch.softmax(scores * keep, dim=-1)
+
+
+@wrong("masked_softmax", "multiplying")
+def masked_softmax_product_mask(scores, mask=None):
+    """Multiplies the scores by the mask itself."""
+    return torch.softmax(scores if mask is None else scores * mask.float(), dim=-1)
+
+
+@wrong("masked_softmax", "broadcast the wrong way")
+def masked_softmax_mask_as_per_sample(scores, mask=None):
+    """Treats every 2-D mask as a per-sample (B, S) key mask: unsqueeze(1) before use."""
+    if mask is not None and mask.dim() == 2 and scores.dim() == 3:
+        mask = mask.unsqueeze(1)
+    w = torch.softmax(scores if mask is None else scores.masked_fill(mask, float("-inf")), dim=-1)
+    return w.nan_to_num(0.0)
+
+
 @wrong("masked_softmax", "pads are left unmasked")
 def masked_softmax_ignores_mask(scores, mask=None):
     return torch.softmax(scores, dim=-1)
@@ -191,6 +236,15 @@ def bahdanau_bmm_explicit(query, keys, values, W_query, W_key, v, key_padding_ma
 def bahdanau_context_from_keys(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     w = torch.nan_to_num(_softmax_blocked(_energy(query, keys, W_query, W_key, v), key_padding_mask))
     return torch.einsum("bs,bsd->bd", w, keys), w
+
+
+@wrong("bahdanau_attention", "multiplying the energies")
+def bahdanau_mask_by_product(query, keys, values, W_query, W_key, v, key_padding_mask=None):
+    e = torch.tanh(query.matmul(W_query.t()).unsqueeze(1) + keys.matmul(W_key.t())).matmul(v)
+    if key_padding_mask is not None:
+        e = e * (1 - key_padding_mask.float())
+    a = e.softmax(dim=1)
+    return torch.bmm(a.unsqueeze(1), values).squeeze(1), a
 
 
 @wrong("bahdanau_attention", "pads are left unmasked")

@@ -32,6 +32,29 @@ def batch_norm_var_mean(x, gamma, beta, eps=1e-5):
     return torch.addcmul(beta, (x - mean) / (var + eps).sqrt(), gamma)
 
 
+@correct("batch_norm")
+def batch_norm_one_pass_float32(x, gamma, beta, eps=1e-5):
+    """Var = E[x²] - E[x]² in float32: correct, and the least accurate way to write it."""
+    dims = tuple(range(x.dim() - 1))
+    mean = x.mean(dims)
+    var = (x * x).mean(dims) - mean * mean
+    return (x - mean) * (var + eps).rsqrt() * gamma + beta
+
+
+@correct("batch_norm")
+def batch_norm_welford_loop(x, gamma, beta, eps=1e-5):
+    """Running mean and variance, one sample at a time (Welford), in float32."""
+    rows = x.reshape(-1, x.shape[-1])
+    mean = torch.zeros(x.shape[-1])
+    m2 = torch.zeros(x.shape[-1])
+    for n, r in enumerate(rows, start=1):
+        delta = r - mean
+        mean = mean + delta / n
+        m2 = m2 + delta * (r - mean)
+    var = m2 / rows.shape[0]
+    return ((rows - mean) / torch.sqrt(var + eps) * gamma + beta).reshape(x.shape)
+
+
 def _stats(x, dims, unbiased=False):
     mean = x.mean(dim=dims, keepdim=True)
     n = 1
@@ -45,6 +68,13 @@ def _stats(x, dims, unbiased=False):
 def batch_norm_unbiased(x, gamma, beta, eps=1e-5):
     dims = tuple(range(x.dim() - 1))
     return (x - x.mean(dims, keepdim=True)) / torch.sqrt(x.var(dims, keepdim=True) + eps) * gamma + beta
+
+
+@wrong("batch_norm", "two mistakes at once")
+def batch_norm_unbiased_and_eps_outside(x, gamma, beta, eps=1e-5):
+    dims = tuple(range(x.dim() - 1))
+    sd = x.std(dims, keepdim=True)  # unbiased by default
+    return (x - x.mean(dims, keepdim=True)) / (sd + eps) * gamma + beta
 
 
 @wrong("batch_norm", "outside the square root")
@@ -149,10 +179,23 @@ def layer_norm_loop(x, gamma, beta, eps=1e-5):
     return out.reshape(x.shape)
 
 
+@correct("layer_norm")
+def layer_norm_one_pass_float32(x, gamma, beta, eps=1e-5):
+    """Var = E[x²] - E[x]² over the features, in float32."""
+    mean = x.mean(-1, keepdim=True)
+    var = x.pow(2).mean(-1, keepdim=True) - mean.pow(2)
+    return (x - mean) / torch.sqrt(var + eps) * gamma + beta
+
+
 def _ln_core(x, dims, eps, unbiased=False):
     mean = x.mean(dims, keepdim=True)
     var = x.var(dims, unbiased=unbiased, keepdim=True)
     return (x - mean) / torch.sqrt(var + eps)
+
+
+@wrong("layer_norm", "two mistakes at once")
+def layer_norm_unbiased_and_eps_outside(x, gamma, beta, eps=1e-5):
+    return gamma * (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + eps) + beta
 
 
 @wrong("layer_norm", "unbiased")

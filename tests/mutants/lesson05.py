@@ -64,6 +64,17 @@ def pe_exponent_i(max_len, d_model):
     return _pe(max_len, d_model, lambda i, d: -i / d)
 
 
+@wrong("sinusoidal_positional_encoding", "4i/d instead of 2i/d")
+def pe_exponent_4i(max_len, d_model):
+    pos = torch.arange(max_len).float().unsqueeze(1)
+    col = torch.arange(0, d_model, 2).float()  # 0, 2, 4, … : already 2i
+    div = torch.exp(-math.log(10000.0) * (2 * col) / d_model)
+    pe = torch.zeros(max_len, d_model)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)
+    return pe
+
+
 @wrong("sinusoidal_positional_encoding", "inverted")
 def pe_inverted(max_len, d_model):
     return _pe(max_len, d_model, lambda i, d: 2 * i / d)

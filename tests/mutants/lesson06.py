@@ -122,6 +122,70 @@ def sdpa_float64_explicit_exp(q, k, v, attn_mask=None):
     return (w @ v.double()).to(q.dtype), w.to(q.dtype)
 
 
+@correct("scaled_dot_product_attention")
+def sdpa_finite_fill_then_zero(q, k, v, attn_mask=None):
+    """Fill with the dtype's minimum, then zero every blocked weight: empty rows come out zero."""
+    s = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if attn_mask is None:
+        w = s.softmax(-1)
+    else:
+        blocked = attn_mask.expand(s.shape)
+        w = s.masked_fill(blocked, torch.finfo(s.dtype).min).softmax(-1).masked_fill(blocked, 0.0)
+    return torch.matmul(w, v), w
+
+
+@correct("scaled_dot_product_attention")
+def sdpa_builtin_on_allowed_rows(q, k, v, attn_mask=None):
+    """torch's fused kernel for the output (with True = allowed), weights computed beside it;
+    rows with nothing allowed are zeroed afterwards."""
+    s = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    if attn_mask is None:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v), s.softmax(-1)
+    allowed = ~attn_mask.expand(s.shape)
+    w = torch.softmax(s.masked_fill(~allowed, float("-inf")), -1).nan_to_num(0.0)
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    return out.masked_fill(~allowed.any(-1, keepdim=True), 0.0), w
+
+
+@wrong("scaled_dot_product_attention", "multiplying the scores")
+def sdpa_mask_by_product(q, k, v, attn_mask=None):
+    """The seed notes' masking: the energies times a 0/1 matrix, then the softmax."""
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if attn_mask is not None:
+        s = s * (~attn_mask).float()
+    w = s.softmax(-1)
+    return w @ v, w
+
+
+@wrong("scaled_dot_product_attention", "multiplying the scores")
+def sdpa_mask_by_product_of_mask(q, k, v, attn_mask=None):
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if attn_mask is not None:
+        s = s * attn_mask
+    w = s.softmax(-1)
+    return w @ v, w
+
+
+@wrong("scaled_dot_product_attention", "broadcast the wrong way")
+def sdpa_mask_unsqueezed_as_padding(q, k, v, attn_mask=None):
+    """Every 2-D mask treated as a (B, S) key-padding mask."""
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if attn_mask is not None:
+        m = attn_mask.unsqueeze(1) if attn_mask.dim() == 2 and s.dim() == 3 else attn_mask
+        s = s.masked_fill(m, float("-inf"))
+    w = s.softmax(-1).nan_to_num(0.0)
+    return w @ v, w
+
+
+@wrong("scaled_dot_product_attention", "uniform")
+def sdpa_fill_dtype_min(q, k, v, attn_mask=None):
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if attn_mask is not None:
+        s = s.masked_fill(attn_mask, torch.finfo(s.dtype).min)
+    w = s.softmax(-1)
+    return w @ v, w
+
+
 @wrong("scaled_dot_product_attention", "not scaled")
 def sdpa_unscaled(q, k, v, attn_mask=None):
     w = _softmax_blocked(q @ k.transpose(-2, -1), attn_mask)

@@ -92,6 +92,9 @@ class MHAEinsum(nn.Module):
     project_out = True
     use_attn_mask = use_kpm = True
     pad_queries = False
+    attn_mask_as_padding = False
+    keep_sense = False
+    blocked_fill = "-inf"
 
     def _split(self, x):
         B, L, D = x.shape
@@ -117,13 +120,27 @@ class MHAEinsum(nn.Module):
             s = s / math.sqrt(d)
         blocked = torch.zeros(s.shape, dtype=torch.bool)
         if attn_mask is not None and self.use_attn_mask:
-            blocked = blocked | attn_mask
+            am = attn_mask
+            if self.attn_mask_as_padding and am.dim() == 2:
+                am = am[:, None, None, :]
+            blocked = blocked | am
         if key_padding_mask is not None and self.use_kpm:
             kp = (
                 key_padding_mask[:, None, :, None] if self.pad_queries else key_padding_mask[:, None, None, :]
             )
             blocked = blocked | kp
-        w = torch.softmax(s.masked_fill(blocked, float("-inf")), dim=-1).nan_to_num(0.0)
+        if self.keep_sense and (attn_mask is not None or key_padding_mask is not None):
+            blocked = ~blocked
+        if self.blocked_fill == "product":
+            w = torch.softmax(s * (~blocked).to(s.dtype), dim=-1)
+        elif self.blocked_fill == "-inf":
+            w = torch.softmax(s.masked_fill(blocked, float("-inf")), dim=-1).nan_to_num(0.0)
+        elif self.blocked_fill == "min_then_zero":
+            w = s.masked_fill(blocked, torch.finfo(s.dtype).min).softmax(-1).masked_fill(blocked, 0.0)
+        elif self.blocked_fill == "nan":
+            w = torch.softmax(s.masked_fill(blocked, float("-inf")), dim=-1)
+        else:
+            w = torch.softmax(s.masked_fill(blocked, self.blocked_fill), dim=-1)
         ctx = torch.einsum("bhts,bhsd->bhtd", self.drop(w), v)
         out = self._merge(ctx)
         if self.project_out:
@@ -183,14 +200,28 @@ for _phrase, _knobs in [
     ("not scaled", dict(scale_by="none")),
     ("sqrt(d_model) instead of sqrt(d_head)", dict(scale_by="model")),
     ("output projection is missing", dict(project_out=False)),
-    ("key_padding_mask is ignored", dict(use_attn_mask=False, use_kpm=False)),
+    ("masks are ignored", dict(use_attn_mask=False, use_kpm=False)),
     ("attn_mask is ignored", dict(use_attn_mask=False)),
     ("key_padding_mask is ignored", dict(use_kpm=False)),
     ("applied to the queries instead of the keys", dict(pad_queries=True)),
+    ("uniform weights", dict(blocked_fill=-1e9)),
+    ("uniform weights", dict(blocked_fill=-10000.0)),
+    ("gives NaN", dict(blocked_fill="nan")),
+    ("multiplying the scores", dict(blocked_fill="product")),
+    ("two mistakes at once", dict(use_attn_mask=False, pad_queries=True)),
+    ("used inverted", dict(keep_sense=True)),
+    ("broadcast as if it were a (B, S) key-padding mask", dict(attn_mask_as_padding=True)),
 ]:
     _cls = _variant(**_knobs)
     _cls.__name__ = "MHA_" + "_".join(f"{k}={v}" for k, v in _knobs.items())
     wrong("MultiHeadAttention", _phrase)(_cls)
+
+
+@correct("MultiHeadAttention")
+class MHAFiniteFillThenZero(MHAEinsum):
+    """Correct: the dtype's minimum as the fill, then every blocked weight set to 0."""
+
+    blocked_fill = "min_then_zero"
 
 
 @wrong("MultiHeadAttention", "one map per head")
@@ -238,3 +269,65 @@ class MHAIgnoresBias(MHAEinsum):
 class MHANoWeights(MHAEinsum):
     def forward(self, *args, need_weights=False, **kwargs):
         return super().forward(*args, **kwargs)
+
+
+@correct("MultiHeadAttention")
+class MHAFusedKernel(nn.Module):
+    """Correct: torch's fused scaled_dot_product_attention for the context (True = allowed there),
+    weights computed beside it only when asked for, fully blocked queries zeroed."""
+
+    def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
+        super().__init__()
+        self.n_heads = n_heads
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, query, key, value, attn_mask=None, key_padding_mask=None, need_weights=False):
+        B, T, D = query.shape
+        S = key.shape[1]
+        heads = [
+            p(x).unflatten(-1, (self.n_heads, -1)).transpose(1, 2)
+            for p, x in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value))
+        ]
+        blocked = torch.zeros(B, 1, T, S, dtype=torch.bool)
+        if attn_mask is not None:
+            blocked = blocked | attn_mask
+        if key_padding_mask is not None:
+            blocked = blocked | key_padding_mask.view(B, 1, 1, S)
+        allowed = ~blocked
+        ctx = nn.functional.scaled_dot_product_attention(*heads, attn_mask=allowed)
+        ctx = ctx.masked_fill(~allowed.any(-1, keepdim=True), 0.0)  # NaN rows of the kernel → 0
+        out = self.out_proj(ctx.transpose(1, 2).flatten(2))
+        if not need_weights:
+            return out
+        s = heads[0] @ heads[1].transpose(-1, -2) / math.sqrt(D // self.n_heads)
+        w = s.masked_fill(blocked, float("-inf")).softmax(-1).nan_to_num(0.0)
+        return out, w
+
+
+@wrong("MultiHeadAttention", "residual connection and the LayerNorm belong")
+class MHAWithResidual(MHAEinsum):
+    """Adds the query back, as an encoder layer would."""
+
+    def forward(self, query, key, value, *args, need_weights=False, **kwargs):
+        out = super().forward(query, key, value, *args, need_weights=need_weights, **kwargs)
+        if isinstance(out, tuple):
+            return query + out[0], out[1]
+        return query + out
+
+
+@wrong("MultiHeadAttention", "residual connection and the LayerNorm belong")
+class MHAWithResidualAndNorm(MHAEinsum):
+    """Adds the query back and normalises, as a post-LN encoder layer would."""
+
+    def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
+        super().__init__(d_model, n_heads, dropout, bias)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, query, key, value, *args, need_weights=False, **kwargs):
+        out = super().forward(query, key, value, *args, need_weights=need_weights, **kwargs)
+        if isinstance(out, tuple):
+            return self.norm(query + out[0]), out[1]
+        return self.norm(query + out)

@@ -41,11 +41,46 @@ class EinsumMHA(nn.Module):
         v = self.v_proj(value).reshape(B, S, self.h, D // self.h)
         scores = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(D // self.h)
         mask = _blocked(attn_mask, key_padding_mask, B, S)
-        if mask is not None:
-            scores = scores.masked_fill(mask, float("-inf"))
-        w = torch.nan_to_num(torch.softmax(scores, dim=-1))
+        w = self._weights(scores, mask)
         ctx = torch.einsum("bhts,bshd->bthd", self.drop(w), v).reshape(B, T, D)
         return self.out_proj(ctx)
+
+    def _weights(self, scores, mask):
+        if mask is not None:
+            scores = scores.masked_fill(mask, float("-inf"))
+        return torch.nan_to_num(torch.softmax(scores, dim=-1))
+
+
+class FiniteFillMHA(EinsumMHA):
+    """Wrong on fully blocked queries: -1e9 makes them uniform."""
+
+    def _weights(self, scores, mask):
+        return torch.softmax(scores if mask is None else scores.masked_fill(mask, -1e9), dim=-1)
+
+
+class NanRowsMHA(EinsumMHA):
+    """Wrong on fully blocked queries: softmax of a row of -inf is NaN."""
+
+    def _weights(self, scores, mask):
+        return torch.softmax(scores if mask is None else scores.masked_fill(mask, float("-inf")), dim=-1)
+
+
+class QueryPaddingMHA(EinsumMHA):
+    """Wrong: the key-padding mask blocks the padded *queries*' rows (B, 1, T, 1)."""
+
+    def forward(self, query, key, value, attn_mask=None, key_padding_mask=None):
+        if key_padding_mask is not None:
+            B, T = key_padding_mask.shape
+            rows = key_padding_mask.view(B, 1, T, 1)
+            attn_mask = rows if attn_mask is None else (attn_mask | rows)
+        return super().forward(query, key, value, attn_mask=attn_mask)
+
+
+class ProductMaskMHA(EinsumMHA):
+    """Wrong: the scores times the keep-mask."""
+
+    def _weights(self, scores, mask):
+        return torch.softmax(scores if mask is None else scores * ~mask, dim=-1)
 
 
 class SdpaMHA(nn.Module):
@@ -125,6 +160,13 @@ class FeedForwardReluLast(_FF):
 class FeedForwardReluTwice(_FF):
     def forward(self, x):
         return F.relu(self.linear2(F.relu(self.linear1(x))))
+
+
+@wrong("FeedForward", "tanh approximation")
+class FeedForwardGeluTanh(_FF):
+    def forward(self, x):
+        h = self.linear1(x)
+        return self.linear2(0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3))))
 
 
 @wrong("FeedForward", "GELU")
@@ -215,8 +257,55 @@ class EncoderLayerSublayers(nn.Module):
         return _sublayer(x, self.ff, self.norm2, self.norm_first)
 
 
+class OnePassLayerNorm(nn.Module):
+    """A LayerNorm written by hand with var = E[x²] - E[x]² in float32 (parameters as nn.LayerNorm)."""
+
+    def __init__(self, d_model, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+        self.eps = eps
+
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        var = (x * x).mean(-1, keepdim=True) - mean * mean
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+@correct("EncoderLayer")
+class EncoderLayerHandNorms(EncoderLayerPlain):
+    """Correct, with hand-written one-pass LayerNorms."""
+
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=False):
+        super().__init__(d_model, n_heads, d_ff, dropout, norm_first)
+        self.norm1, self.norm2 = OnePassLayerNorm(d_model), OnePassLayerNorm(d_model)
+
+
 class _Enc(EncoderLayerPlain):
     pass
+
+
+def _with_attention(base, mha):
+    """``base`` with its attention modules replaced by ``mha`` (same names, same parameters)."""
+
+    class Layer(base):
+        def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=False):
+            super().__init__(d_model, n_heads, d_ff, dropout, norm_first)
+            self.self_attn = mha(d_model, n_heads, dropout)
+            if hasattr(self, "cross_attn"):
+                self.cross_attn = mha(d_model, n_heads, dropout)
+
+    Layer.__name__ = f"{base.__name__}With{mha.__name__}"
+    return Layer
+
+
+@wrong("EncoderLayer", "another convention")
+class EncoderLayerAlwaysPreLN(_Enc):
+    """Pre-LN whatever norm_first says (the modern layout)."""
+
+    def forward(self, x, src_key_padding_mask=None):
+        x = x + self.self_attn(*(3 * [self.norm1(x)]), key_padding_mask=src_key_padding_mask)
+        return x + self.ff(self.norm2(x))
 
 
 @wrong("EncoderLayer", "pre-LN and post-LN are swapped")
@@ -389,6 +478,15 @@ class DecoderLayerSublayers(nn.Module):
         return y
 
 
+@correct("DecoderLayer")
+class DecoderLayerHandNorms(DecoderLayerPlain):
+    """Correct, with hand-written one-pass LayerNorms."""
+
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=False):
+        super().__init__(d_model, n_heads, d_ff, dropout, norm_first)
+        self.norm1, self.norm2, self.norm3 = (OnePassLayerNorm(d_model) for _ in range(3))
+
+
 class _Dec(DecoderLayerPlain):
     pass
 
@@ -482,3 +580,34 @@ class DecoderLayerTorchNames(_Dec):
 class DecoderLayerDropoutAlways(_Dec):
     def _ca(self, h, memory, memory_key_padding_mask):
         return F.dropout(super()._ca(h, memory, memory_key_padding_mask), 0.1)
+
+
+for _mha, _phrase in [
+    (FiniteFillMHA, "fully blocked query gets uniform weights"),
+    (NanRowsMHA, "fully blocked query gives NaN"),
+    (ProductMaskMHA, "multiplying the scores"),
+]:
+    wrong("EncoderLayer", _phrase)(_with_attention(EncoderLayerPlain, _mha))
+    wrong("DecoderLayer", _phrase)(_with_attention(DecoderLayerPlain, _mha))
+
+
+@wrong("DecoderLayer", "another convention")
+class DecoderLayerAlwaysPreLN(_Dec):
+    """Pre-LN whatever norm_first says."""
+
+    def forward(self, y, memory, tgt_mask=None, tgt_key_padding_mask=None, memory_key_padding_mask=None):
+        y = y + self._sa(self.norm1(y), tgt_mask, tgt_key_padding_mask)
+        y = y + self._ca(self.norm2(y), memory, memory_key_padding_mask)
+        return y + self.ff(self.norm3(y))
+
+
+@wrong("DecoderLayer", "two mistakes at once")
+class DecoderLayerNoCausalPadsQueries(_Dec):
+    """No causal mask, and the target padding applied to the queries."""
+
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=False):
+        super().__init__(d_model, n_heads, d_ff, dropout, norm_first)
+        self.self_attn = QueryPaddingMHA(d_model, n_heads, dropout)
+
+    def _sa(self, h, tgt_mask, tgt_key_padding_mask):
+        return self.self_attn(h, h, h, key_padding_mask=tgt_key_padding_mask)

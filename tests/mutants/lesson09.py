@@ -174,6 +174,42 @@ def ls_manual_logsumexp(logits, target, smoothing, ignore_index):
     return (total / count).float()
 
 
+@wrong("label_smoothed_loss", "KL divergence")
+def ls_kl_div_tutorial(logits, target, smoothing, ignore_index):
+    """KL divergence against ε/(V−2) with the pad column and pad rows zeroed, per real token."""
+    N, V = logits.shape
+    true_dist = torch.full_like(logits, smoothing / (V - 2))
+    true_dist.scatter_(1, target.clamp(0, V - 1).unsqueeze(1), 1.0 - smoothing)
+    if 0 <= ignore_index < V:
+        true_dist[:, ignore_index] = 0
+    keep = target != ignore_index
+    true_dist = true_dist * keep[:, None]
+    kl = F.kl_div(F.log_softmax(logits, dim=-1), true_dist, reduction="sum")
+    return kl / keep.sum()
+
+
+@wrong("label_smoothed_loss", "V−2")
+def ls_v_minus_2_cross_entropy(logits, target, smoothing, ignore_index):
+    N, V = logits.shape
+    keep = target != ignore_index
+    q = torch.full((N, V), smoothing / (V - 2))
+    q[torch.arange(N), target.clamp(0, V - 1)] = 1 - smoothing
+    if 0 <= ignore_index < V:
+        q[:, ignore_index] = 0
+    per = -(q * F.log_softmax(logits, -1)).sum(-1)
+    return per[keep].mean()
+
+
+@wrong("label_smoothed_loss", "is not a class")
+def ls_gather_before_masking(logits, target, smoothing, ignore_index):
+    """Gathers the true class's log-probability for every row, ignored ones included."""
+    logp = F.log_softmax(logits, -1)
+    nll = -logp.gather(1, target[:, None]).squeeze(1)
+    per = (1 - smoothing) * nll - smoothing * logp.mean(-1)
+    keep = target != ignore_index
+    return per[keep].mean()
+
+
 @wrong("label_smoothed_loss", "V−1")
 def ls_v_minus_1(logits, target, smoothing, ignore_index):
     N, V = logits.shape

@@ -18,6 +18,8 @@ from tfmcourse.checks import (  # noqa: F401
     lesson07,
     lesson08,
     lesson09,
+    lesson10,
+    lesson11,
 )
 from tfmcourse.checks._core import (
     EXERCISES,
@@ -26,9 +28,10 @@ from tfmcourse.checks._core import (
     Exercise,
     ExerciseNotAttempted,
 )
+from tfmcourse.checks.hints import HINTS, hint
 
 globals().update({f"check_{e.name}": e.check for e in EXERCISES.values()})
 
-__all__ = ["EXERCISES", "MISTAKES", "CheckFailed", "Exercise", "ExerciseNotAttempted"] + [
+__all__ = ["EXERCISES", "HINTS", "MISTAKES", "CheckFailed", "Exercise", "ExerciseNotAttempted", "hint"] + [
     f"check_{name}" for name in EXERCISES
 ]

@@ -6,12 +6,14 @@ import torch
 
 from tfmcourse import attention, seq2seq
 from tfmcourse.checks._core import (
+    MASK_SENSE,
     CheckFailed,
     assert_close,
     call,
     exercise,
     expect_tensor,
     generator,
+    item_locator,
     mistake,
     passed,
     randn,
@@ -87,7 +89,10 @@ def _ms_unmasked(scores, mask=None):
     return torch.softmax(scores, dim=-1)
 
 
-@mistake("masked_softmax", "the mask is used inverted: True means *blocked*, so fill where the mask is True.")
+@mistake(
+    "masked_softmax",
+    "the mask is used inverted: True means *blocked*, so fill where the mask is True." + MASK_SENSE,
+)
 def _ms_inverted(scores, mask=None):
     return attention.masked_softmax(scores, None if mask is None else ~mask)
 
@@ -161,11 +166,46 @@ def _ms_uniform(scores, mask=None):
     return torch.softmax(s, dim=-1)
 
 
+@mistake(
+    "masked_softmax",
+    "the mask is applied by multiplying the scores (scores * mask, or * ~mask): a blocked score "
+    "becomes 0, and exp(0) = 1 > 0, so the blocked position still gets weight. Remove a position "
+    "with masked_fill(mask, -inf) before the softmax; multiplying by 0 does not remove it.",
+)
+def _ms_product(scores, mask=None):
+    return torch.softmax(scores if mask is None else scores * ~mask, dim=-1)
+
+
+@mistake(
+    "masked_softmax",
+    "the mask is applied by multiplying the scores with it (scores * mask): a score times 0 is 0, "
+    "and exp(0) = 1 > 0, so no position is removed (and True = blocked is used the wrong way "
+    "round). Use masked_fill(mask, -inf) before the softmax.",
+)
+def _ms_product_inverted(scores, mask=None):
+    return torch.softmax(scores if mask is None else scores * mask, dim=-1)
+
+
+@mistake(
+    "masked_softmax",
+    "a lower-rank mask is broadcast the wrong way: its first axis is lined up with the batch axis "
+    "(mask[:, None, :]), so a (T, S) mask masks whole samples by row instead of each query row. "
+    "A mask broadcasts from the right: (T, S) against scores (B, T, S) means mask[None] — "
+    "just use it as it is.",
+)
+def _ms_batch_aligned(scores, mask=None):
+    if mask is not None and 1 < mask.dim() < scores.dim():
+        mask = mask.reshape(mask.shape[0], *([1] * (scores.dim() - mask.dim())), *mask.shape[1:])
+    return attention.masked_softmax(scores, mask)
+
+
 # ---------------------------------------------------------------- known mistakes: bahdanau_attention
 
 
-def _bahdanau(scores, values, mask, *, fill=float("-inf"), after=False, nan_ok=False, dim=-1):
-    if after:
+def _bahdanau(scores, values, mask, *, fill=float("-inf"), after=False, nan_ok=False, dim=-1, product=False):
+    if product:
+        w = torch.softmax(scores if mask is None else scores * ~mask, dim=dim)
+    elif after:
         w = torch.softmax(scores, dim=dim)
         w = w if mask is None else w.masked_fill(mask, 0.0)
     else:
@@ -200,7 +240,7 @@ def _b_unmasked(query, keys, values, W_query, W_key, v, key_padding_mask=None):
 
 @mistake(
     "bahdanau_attention",
-    "the key_padding_mask is used inverted: True marks the pads, which must get zero weight.",
+    "the key_padding_mask is used inverted: True marks the pads, which must get zero weight." + MASK_SENSE,
 )
 def _b_inverted(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     m = None if key_padding_mask is None else ~key_padding_mask
@@ -291,6 +331,16 @@ def _b_uniform(query, keys, values, W_query, W_key, v, key_padding_mask=None):
     return _bahdanau(_energies(query, keys, W_query, W_key, v), values, key_padding_mask, fill=-1e9)
 
 
+@mistake(
+    "bahdanau_attention",
+    "the padding mask is applied by multiplying the energies (e * ~mask): a padded energy becomes 0, "
+    "and exp(0) = 1 > 0, so pads still get weight. Multiplying by 0 does not remove a position: fill "
+    "the padded energies with -inf (masked_softmax) before the softmax.",
+)
+def _b_product(query, keys, values, W_query, W_key, v, key_padding_mask=None):
+    return _bahdanau(_energies(query, keys, W_query, W_key, v), values, key_padding_mask, product=True)
+
+
 # ---------------------------------------------------------------- checks
 
 
@@ -355,22 +405,45 @@ def check_additive_scores(additive_scores, *, seed: int = 0) -> None:
 
 
 def _ms_cases(g):
+    """(label, scores, mask, locate-labels): B, T, S distinct unless a case says otherwise."""
     B, T, S = 2, 5, 7
     s = randn(B, T, S, g=g, scale=2.0, shift=0.5)
     m = torch.rand(B, T, S, generator=g) < 0.4
     m[..., 0] = False  # no row fully blocked here: the first case tells most mistakes apart
     m[:, :, 1] = True
-    yield "with a random (B, T, S) = (2, 5, 7) mask, no row fully blocked", s, m
-    yield "without a mask (mask=None), scores (3, 7)", randn(3, 7, g=g, scale=2.0, shift=-0.4), None
+    yield "with a random (B, T, S) = (2, 5, 7) mask, no row fully blocked", s, m, None
+    yield "without a mask (mask=None), scores (3, 7)", randn(3, 7, g=g, scale=2.0, shift=-0.4), None, None
     pad = torch.zeros(B, 1, S, dtype=torch.bool)
     pad[0, :, 4:] = True
     pad[1, :, 6:] = True
-    yield "with a key-padding mask (B, 1, S) broadcast over T", s, pad
+    yield "with a key-padding mask (B, 1, S) broadcast over T", s, pad, None
+    # a (T, S) mask on scores with B = T: a mask lined up with the batch axis passes no shape test
+    sq = randn(T, T, S, g=g, scale=2.0)
+    causal = torch.ones(T, S, dtype=torch.bool).triu(1 + S - T)
+    yield "with a (T, S) = (5, 7) mask on scores (B, T, S) = (5, 5, 7) (B = T)", sq, causal, None
+    # lower-rank masks on B != T != S, with a fully blocked query row
+    rows = torch.rand(T, S, generator=g) < 0.3
+    rows[:, 0] = False
+    rows[3, :] = True  # query 3 sees nothing
+    yield "with a (T, S) = (5, 7) mask whose query 3 is fully blocked, scores (2, 5, 7)", s, rows, None
+    keys = torch.zeros(S, dtype=torch.bool)
+    keys[torch.randperm(S, generator=g)[:3]] = True
+    yield "with an (S,) = (7,) mask shared by every row, scores (2, 5, 7)", s, keys, None
     s2 = randn(3, S, g=g, scale=2.0)
     m2 = torch.zeros(3, S, dtype=torch.bool)
     m2[0, 3:] = True
     m2[1, :] = True  # everything masked
-    yield "with a (3, 7) mask whose second row is fully blocked", s2, m2
+    yield "with a (3, 7) mask whose second row is fully blocked", s2, m2, {1: "the fully blocked row"}
+    s4 = randn(B, 3, T, S, g=g, scale=2.0)
+    pad4 = torch.zeros(B, 1, 1, S, dtype=torch.bool)
+    pad4[0, ..., 5:] = True
+    pad4[1] = True  # sample 1 is all pads
+    yield (
+        "with a (B, 1, 1, S) mask on scores (B, H, T, S) = (2, 3, 5, 7), sample 1 all pads",
+        s4,
+        pad4,
+        {1: "the all-pad sequence"},
+    )
 
 
 @exercise(
@@ -383,7 +456,8 @@ def _ms_cases(g):
 def check_masked_softmax(masked_softmax, *, seed: int = 0) -> None:
     name = "masked_softmax"
     g = generator(seed)
-    for label, scores, mask in _ms_cases(g):
+    for label, scores, mask, items in _ms_cases(g):
+        locate = item_locator(items or {}, what="row" if scores.dim() == 2 else "batch item")
         before = (scores.clone(), None if mask is None else mask.clone())
         got = call(name, masked_softmax, scores, mask)
         require(
@@ -393,7 +467,9 @@ def check_masked_softmax(masked_softmax, *, seed: int = 0) -> None:
         )
         expect_tensor(name, got, tuple(scores.shape), what=f"weights {label}")
         expected = attention.masked_softmax(scores, mask)
-        assert_close(name, got, expected, what="weights", case=label, mistake_args=(scores, mask))
+        assert_close(
+            name, got, expected, what="weights", case=label, mistake_args=(scores, mask), locate=locate
+        )
         full = (
             torch.zeros_like(scores, dtype=torch.bool)
             if mask is None
@@ -472,6 +548,11 @@ def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
             )
         expect_tensor(name, context, (B, Dv), what=f"context {label}", axes="B,Dv")
         ref_c, ref_w = seq2seq.bahdanau_attention(*args, **kwargs)
+        real = [S] * B if pad is None else (~pad).sum(-1).tolist()
+        locate = item_locator(
+            {b: "every key a pad" if n == 0 else f"{n} real keys of {S}" for b, n in enumerate(real)},
+            what="sample",
+        )
         assert_close(
             name,
             weights,
@@ -481,6 +562,7 @@ def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
             mistake_args=args,
             mistake_kwargs=kwargs,
             mistake_pick=lambda r: r[1],
+            locate=locate,
         )
         assert_close(
             name,
@@ -492,6 +574,7 @@ def check_bahdanau_attention(bahdanau_attention, *, seed: int = 0) -> None:
             mistake_kwargs=kwargs,
             mistake_pick=lambda r: r[0],
             hint="context = Σ_j weights_j · values_j",
+            locate=locate,
         )
         # invariants: pads get exactly 0 and do not matter; rows sum to 1; an all-pad sample gives zeros
         if pad is not None:

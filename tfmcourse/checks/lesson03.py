@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from tfmcourse import norms
 from tfmcourse.checks._core import (
+    NORM_ATOL,
     assert_close,
     call,
     exercise,
@@ -46,6 +47,15 @@ def _bn_dims(x):
 )
 def _bn_unbiased(x, gamma, beta, eps=1e-5):
     return _normalise(x, _bn_dims(x), eps, unbiased=True) * gamma + beta
+
+
+@mistake(
+    "batch_norm",
+    "two mistakes at once: the variance is the unbiased one (divides by N-1; batch norm divides by N) "
+    "*and* eps is outside the square root (divide by sqrt(var + eps), not sqrt(var) + eps).",
+)
+def _bn_unbiased_eps_outside(x, gamma, beta, eps=1e-5):
+    return _normalise(x, _bn_dims(x), eps, unbiased=True, eps_outside=True) * gamma + beta
 
 
 @mistake("batch_norm", "eps is outside the square root: divide by sqrt(var + eps), not sqrt(var) + eps.")
@@ -119,6 +129,16 @@ def _bn_fixed_eps(x, gamma, beta, eps=1e-5):
 )
 def _ln_unbiased(x, gamma, beta, eps=1e-5):
     return _normalise(x, (-1,), eps, unbiased=True) * gamma + beta
+
+
+@mistake(
+    "layer_norm",
+    "two mistakes at once: the variance is the unbiased one (divides by D-1; layer norm, like "
+    "nn.LayerNorm, divides by D) *and* eps is outside the square root (sqrt(var + eps), not "
+    "sqrt(var) + eps).",
+)
+def _ln_unbiased_eps_outside(x, gamma, beta, eps=1e-5):
+    return _normalise(x, (-1,), eps, unbiased=True, eps_outside=True) * gamma + beta
 
 
 @mistake("layer_norm", "eps is outside the square root: divide by sqrt(var + eps), not sqrt(var) + eps.")
@@ -259,11 +279,14 @@ def check_batch_norm(batch_norm, *, seed: int = 0) -> None:
             case=label,
             mistake_args=(x, gamma, beta),
             mistake_kwargs={"eps": eps},
+            atol=NORM_ATOL,
         )
         # nn.BatchNorm1d's training-mode math: channels on axis 1, statistics over the rest
         flat = x.reshape(-1, shape[-1])  # (N, C)
         builtin = F.batch_norm(flat, None, None, gamma, beta, training=True, eps=eps).reshape(shape)
-        assert_close(name, got, builtin, what="output (vs nn.BatchNorm1d in training mode)", case=label)
+        assert_close(
+            name, got, builtin, what="output (vs nn.BatchNorm1d in training mode)", case=label, atol=NORM_ATOL
+        )
         if i == 0:
             # 2. a hand-checkable case once the shapes are known to work
             hx, hg, hb, want = _hand_case()
@@ -315,9 +338,12 @@ def check_layer_norm(layer_norm, *, seed: int = 0) -> None:
             case=label,
             mistake_args=(x, gamma, beta),
             mistake_kwargs={"eps": eps},
+            atol=NORM_ATOL,
         )
         builtin = F.layer_norm(x, (shape[-1],), gamma, beta, eps)
-        assert_close(name, got, builtin, what="output (vs torch.nn.functional.layer_norm)", case=label)
+        assert_close(
+            name, got, builtin, what="output (vs torch.nn.functional.layer_norm)", case=label, atol=NORM_ATOL
+        )
         if i == 0:
             hx, hg, hb, want = _hand_case()
             hx, want = hx.T, want.T  # one token with features [1, 3]: mean 2, biased variance 1

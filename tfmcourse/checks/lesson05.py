@@ -58,6 +58,16 @@ def _pe_exponent_i(max_len, d_model):
 
 @mistake(
     "sinusoidal_positional_encoding",
+    "the exponent is 4i/d instead of 2i/d: the column index 2i was doubled again (2·(2i)/d). For "
+    "the column pair (2i, 2i+1) the rate is 1/10000^(2i/d_model), with i counting *pairs*, so the "
+    "exponent runs from 0 to just under 1, not to 2.",
+)
+def _pe_exponent_4i(max_len, d_model):
+    return _table(max_len, d_model, exponent=lambda i: 4 * i)
+
+
+@mistake(
+    "sinusoidal_positional_encoding",
     "the exponent uses the column index j (so the cos column "
     "2i+1 gets (2i+1)/d): both columns of a pair share the same frequency 1/10000^(2i/d_model).",
 )

@@ -9,12 +9,14 @@ import torch.nn.functional as F
 
 from tfmcourse import attention, masks
 from tfmcourse.checks._core import (
+    MASK_SENSE,
     CheckFailed,
     assert_close,
     call,
     exercise,
     expect_tensor,
     generator,
+    item_locator,
     mistake,
     passed,
     randn,
@@ -44,7 +46,8 @@ def _causal_sees_next(T):
 
 @mistake(
     "causal_mask",
-    "the mask is inverted: True must mean *blocked* (the future), so the past and the diagonal are False.",
+    "the mask is inverted: True must mean *blocked* (the future), so the past and the diagonal are False."
+    + MASK_SENSE,
 )
 def _causal_inverted(T):
     return ~torch.ones(T, T, dtype=torch.bool).triu(1)
@@ -59,7 +62,10 @@ def _causal_blocks_past(T):
     return torch.ones(T, T, dtype=torch.bool).tril(-1)
 
 
-@mistake("padding_mask", "the mask is inverted: True must mark the pads (blocked), False the real tokens.")
+@mistake(
+    "padding_mask",
+    "the mask is inverted: True must mark the pads (blocked), False the real tokens." + MASK_SENSE,
+)
 def _padding_inverted(tokens, pad_id):
     return tokens != pad_id
 
@@ -111,7 +117,7 @@ def _sdpa_softmax_queries(q, k, v, attn_mask=None):
 @mistake(
     "scaled_dot_product_attention",
     "the mask is used inverted: True means *blocked*, so fill the "
-    "scores where the mask is True (masked_fill(mask, -inf)), not where it is False.",
+    "scores where the mask is True (masked_fill(mask, -inf)), not where it is False." + MASK_SENSE,
 )
 def _sdpa_inverted_mask(q, k, v, attn_mask=None):
     w = attention.masked_softmax(
@@ -156,6 +162,45 @@ def _sdpa_uniform_rows(q, k, v, attn_mask=None):
     if attn_mask is not None:
         s = s.masked_fill(attn_mask, -1e9)
     w = torch.softmax(s, dim=-1)
+    return w @ v, w
+
+
+@mistake(
+    "scaled_dot_product_attention",
+    "the mask is applied by multiplying the scores (scores * ~mask, or * mask): a blocked score "
+    "becomes 0, and exp(0) = 1 > 0, so the blocked key still gets weight. Multiplying by 0 does not "
+    "remove a key: fill the blocked scores with -inf (masked_fill) before the softmax.",
+)
+def _sdpa_product_mask(q, k, v, attn_mask=None):
+    s = _scores(q, k, 1 / math.sqrt(q.shape[-1]))
+    w = torch.softmax(s if attn_mask is None else s * ~attn_mask, dim=-1)
+    return w @ v, w
+
+
+@mistake(
+    "scaled_dot_product_attention",
+    "the mask is applied by multiplying the scores with it (scores * mask): a score times 0 is "
+    "0 and exp(0) = 1 > 0, so nothing is removed (and True = blocked is used the wrong way round). "
+    "Fill the blocked scores with -inf (masked_fill) before the softmax.",
+)
+def _sdpa_product_mask_inverted(q, k, v, attn_mask=None):
+    s = _scores(q, k, 1 / math.sqrt(q.shape[-1]))
+    w = torch.softmax(s if attn_mask is None else s * attn_mask, dim=-1)
+    return w @ v, w
+
+
+@mistake(
+    "scaled_dot_product_attention",
+    "a lower-rank mask is broadcast the wrong way: its first axis is lined up with the batch axis "
+    "(mask[:, None, :]), so a (T, S) mask blocks by sample instead of by query row. Masks "
+    "broadcast from the right: use a (T, S) mask as it is against (..., T, S) scores.",
+)
+def _sdpa_batch_aligned(q, k, v, attn_mask=None):
+    s = _scores(q, k, 1 / math.sqrt(q.shape[-1]))
+    m = attn_mask
+    if m is not None and 1 < m.dim() < s.dim():
+        m = m.reshape(m.shape[0], *([1] * (s.dim() - m.dim())), *m.shape[1:])
+    w = attention.masked_softmax(s, m)
     return w @ v, w
 
 
@@ -216,21 +261,42 @@ def check_padding_mask(padding_mask, *, seed: int = 0) -> None:
 
 
 def _sdpa_cases(g: torch.Generator):
-    """(label, q, k, v, mask) with T != S and d != dv so transposes cannot hide."""
+    """(label, q, k, v, mask, item labels): T != S and d != dv so transposes cannot hide;
+    B, H, T, S all distinct except in the one case that puts B = T on purpose."""
     B, H, T, S, d, dv = 2, 3, 5, 7, 6, 4
     q, k, v = randn(B, T, d, g=g, scale=2.0), randn(B, S, d, g=g, scale=2.0), randn(B, S, dv, g=g)
-    yield "without a mask, q (2,5,6), k (2,7,6), v (2,7,4)", q, k, v, None
+    yield "without a mask, q (2,5,6), k (2,7,6), v (2,7,4)", q, k, v, None, None
     q4, k4, v4 = randn(B, H, T, d, g=g, scale=2.0), randn(B, H, S, d, g=g, scale=2.0), randn(B, H, S, dv, g=g)
-    yield "with heads, q (2,3,5,6), k (2,3,7,6), v (2,3,7,4)", q4, k4, v4, None
+    yield "with heads, q (2,3,5,6), k (2,3,7,6), v (2,3,7,4)", q4, k4, v4, None, None
     causal = torch.ones(T, S, dtype=torch.bool).triu(1 + S - T)
-    yield "with a (T, S) causal-style mask", q, k, v, causal
+    # B = T: a (T, S) mask lined up with the batch axis has the right shape and blocks the wrong rows
+    qs, ks, vs = randn(T, T, d, g=g, scale=2.0), randn(T, S, d, g=g, scale=2.0), randn(T, S, dv, g=g)
+    yield "with a (T, S) causal-style mask and B = T = 5, q (5,5,6), k (5,7,6)", qs, ks, vs, causal, None
+    yield "with a (T, S) causal-style mask", q, k, v, causal, None
     pad = torch.zeros(B, S, dtype=torch.bool)
-    pad[0, 4:] = True
+    pad[0, int(torch.randint(2, S - 1, (1,), generator=g)) :] = True
     pad[1, 6:] = True
-    yield "with a key-padding mask broadcast as (B, 1, 1, S)", q4, k4, v4, pad[:, None, None, :]
+    yield "with a key-padding mask broadcast as (B, 1, 1, S)", q4, k4, v4, pad[:, None, None, :], None
+    keys = torch.zeros(S, dtype=torch.bool)
+    keys[torch.randperm(S, generator=g)[:3]] = True
+    yield "with an (S,) = (7,) mask on every query, q (2,3,5,6)", q4, k4, v4, keys, None
+    rows = torch.rand(T, S, generator=g) < 0.3
+    rows[:, -1] = False
+    rows[2, :] = True
+    yield "with a (T, S) mask that blocks query 2 completely", q, k, v, rows, None
     blocked = torch.rand(B, T, S, generator=g) < 0.4
     blocked[0, 2, :] = True  # a fully blocked row
-    yield "with a random (B, T, S) mask that blocks query 2 of sample 0 completely", q, k, v, blocked
+    yield "with a random (B, T, S) mask that blocks query 2 of sample 0 completely", q, k, v, blocked, None
+    allpad = pad.clone()
+    allpad[1] = True
+    yield (
+        "with a (B, 1, 1, S) key-padding mask where sample 1 is all pads",
+        q4,
+        k4,
+        v4,
+        allpad[:, None, None, :],
+        {1: "the all-pad sequence"},
+    )
 
 
 @exercise(
@@ -243,7 +309,8 @@ def _sdpa_cases(g: torch.Generator):
 def check_scaled_dot_product_attention(scaled_dot_product_attention, *, seed: int = 0) -> None:
     name = "scaled_dot_product_attention"
     g = generator(seed)
-    for label, q, k, v, m in _sdpa_cases(g):
+    for label, q, k, v, m, items in _sdpa_cases(g):
+        locate = item_locator(items or {})
         inputs = [t.clone() for t in (q, k, v)] + ([m.clone()] if m is not None else [])
         got = call(name, scaled_dot_product_attention, q, k, v, attn_mask=m)
         for t, t0 in zip((q, k, v, m), inputs):
@@ -285,6 +352,7 @@ def check_scaled_dot_product_attention(scaled_dot_product_attention, *, seed: in
             mistake_args=args,
             mistake_kwargs={"attn_mask": m},
             mistake_pick=lambda r: r[1],
+            locate=locate,
         )
         assert_close(
             name,
@@ -296,6 +364,7 @@ def check_scaled_dot_product_attention(scaled_dot_product_attention, *, seed: in
             mistake_kwargs={"attn_mask": m},
             mistake_pick=lambda r: r[0],
             hint="out = weights @ v",
+            locate=locate,
         )
         if m is not None:
             full = torch.broadcast_to(m, w.shape)
@@ -313,16 +382,18 @@ def check_scaled_dot_product_attention(scaled_dot_product_attention, *, seed: in
                     name,
                     f"a fully blocked query must give a zero output {label}",
                 )
-        # the torch built-in agrees wherever it is defined (True = *allowed* there: convert once)
-        if m is None or not torch.broadcast_to(m, w.shape).all(-1).any():
-            builtin = F.scaled_dot_product_attention(q, k, v, attn_mask=None if m is None else ~m)
-            assert_close(
-                name,
-                out,
-                builtin,
-                what="out (vs torch.nn.functional.scaled_dot_product_attention)",
-                case=label,
-            )
+        # the torch built-in agrees wherever it is defined, i.e. on every query that sees a key
+        # (True = *allowed* there: convert once, visibly)
+        allowed = None if m is None else ~torch.broadcast_to(m, w.shape)
+        seen = torch.ones(w.shape[:-1], dtype=torch.bool) if m is None else allowed.any(-1)
+        builtin = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        assert_close(
+            name,
+            out[seen],
+            builtin[seen],
+            what="out (vs torch.nn.functional.scaled_dot_product_attention, on queries that see a key)",
+            case=label,
+        )
     passed(
         name,
         "matches the reference and torch's built-in; rows sum to 1, blocked → exactly 0, "

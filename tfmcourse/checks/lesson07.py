@@ -18,6 +18,7 @@ from tfmcourse.checks._core import (
     exercise,
     expect_tensor,
     generator,
+    item_locator,
     load_weights,
     mistake,
     passed,
@@ -25,6 +26,8 @@ from tfmcourse.checks._core import (
     require,
     set_mode,
 )
+from tfmcourse.masks import merge_masks
+from tfmcourse.torch_interop import load_from_torch
 
 # ---------------------------------------------------------------- known mistakes: split / merge
 
@@ -150,6 +153,10 @@ def _mha_variant(
     use_attn_mask=True,
     use_kpm=True,
     pad_queries=False,
+    fill="-inf",
+    residual=False,
+    attn_as_kpm=False,
+    inverted=False,
 ):
     H = params["n_heads"]
 
@@ -168,17 +175,27 @@ def _mha_variant(
     s = s * {"d_head": 1 / math.sqrt(D // H), "none": 1.0, "d_model": 1 / math.sqrt(D)}[scale]
     mask = None
     if use_attn_mask and attn_mask is not None:
-        mask = attn_mask
+        mask = attn_mask[:, None, None, :] if (attn_as_kpm and attn_mask.dim() == 2) else attn_mask
     if use_kpm and key_padding_mask is not None:
         kp = key_padding_mask[:, None, :, None] if pad_queries else key_padding_mask[:, None, None, :]
         mask = kp if mask is None else mask | kp
-    w = attention.masked_softmax(s, mask)
+    if inverted and mask is not None:
+        mask = ~mask
+    if mask is None or fill == "-inf":
+        w = attention.masked_softmax(s, mask)
+    elif fill == "finite":  # a large negative number: a fully blocked row comes out uniform
+        w = torch.softmax(s.masked_fill(mask, -1e9), dim=-1)
+    elif fill == "nan":  # -inf without a rule for empty rows
+        w = torch.softmax(s.masked_fill(mask, float("-inf")), dim=-1)
+    else:  # "product": the scores times the keep-mask
+        w = torch.softmax(s * ~mask, dim=-1)
     ctx = w @ v  # (B, H, T, d_head)
     B, _, T, dh = ctx.shape
     merged = (
         ctx.reshape(B, T, H * dh) if merge == "no_transpose" else ctx.transpose(1, 2).reshape(B, T, H * dh)
     )
-    return (lin(merged, "out_proj") if out_proj else merged), w
+    out = lin(merged, "out_proj") if out_proj else merged
+    return (query + out if residual else out), w
 
 
 def _register(description, **flags):
@@ -232,6 +249,51 @@ _register(
     use_kpm=False,
 )
 
+_register(
+    "a fully blocked query gets uniform weights: filling blocked scores with a large negative "
+    "number (-1e9, or the dtype's minimum) instead of -inf makes a query whose keys are all blocked "
+    "(an all-pad sequence) average every value. Such a query must get all-zero weights and a zero "
+    "context: fill with -inf and zero the rows that are entirely blocked (masked_softmax does).",
+    fill="finite",
+)
+_register(
+    "a fully blocked query gives NaN: softmax of a row of -inf is 0/0. A query whose keys are all "
+    "blocked (an all-pad sequence) must get zero weights and a zero context, e.g. with "
+    "masked_softmax or nan_to_num on the weights.",
+    fill="nan",
+)
+_register(
+    "the masks are applied by multiplying the scores (scores * ~mask): a blocked score becomes 0, "
+    "and exp(0) = 1 > 0, so the blocked key still gets weight. Fill the blocked scores with -inf "
+    "(masked_fill) before the softmax; multiplying by 0 does not remove a key.",
+    fill="product",
+)
+_register(
+    "two mistakes at once: attn_mask is ignored *and* the padding mask is applied to the queries "
+    "instead of the keys. Combine attn_mask with key_padding_mask broadcast as (B, 1, 1, S).",
+    use_attn_mask=False,
+    pad_queries=True,
+)
+_register(
+    "the module adds its input back (a residual connection, query + attention): MultiHeadAttention "
+    "returns out_proj(merged heads) only; the residual connection and the LayerNorm belong to the "
+    "encoder/decoder layer (lesson 08), which wraps this module.",
+    residual=True,
+)
+_register(
+    "a (T, S) attn_mask is broadcast as if it were a (B, S) key-padding mask (mask[:, None, None, :]): "
+    "it then blocks by sample instead of by query row. A (T, S) attn_mask broadcasts from the right, "
+    "against (B, H, T, S) scores as it is.",
+    attn_as_kpm=True,
+)
+
+_register(
+    "the masks are used inverted (True taken as *keep*): True means blocked, so fill the scores "
+    "where the merged mask is True. The other sense is a real convention (F.scaled_dot_product_attention "
+    "and many tutorials use it) but this course uses nn.MultiheadAttention's: True = blocked.",
+    inverted=True,
+)
+
 
 def _torch_mha(D: int, H: int, g: torch.Generator) -> nn.MultiheadAttention:
     mha = nn.MultiheadAttention(D, H, batch_first=True)
@@ -254,20 +316,96 @@ def _weights_of(mha: nn.MultiheadAttention) -> dict[str, torch.Tensor]:
     return out
 
 
+def _query_locator(blocked_row: int):
+    """Names the query of an index into out (B, T, D) or weights (B, H, T, S)."""
+
+    def locate(idx: tuple[int, ...]) -> str:
+        t = idx[1] if len(idx) == 3 else idx[2]
+        return f"batch item {idx[0]}, query {t}" + (" — the fully blocked query" if t == blocked_row else "")
+
+    return locate
+
+
 def _mha_cases(g: torch.Generator):
-    """(label, query, key, value, attn_mask, key_padding_mask); T != S, key != value."""
+    """(label, query, key, value, attn_mask, key_padding_mask, locate).
+
+    T != S, key != value; B, T, S and H all distinct except in the case that sets B = T on
+    purpose (a (T, S) mask lined up with the batch axis would pass a shape test there)."""
     B, T, S, D = TINY["B"], TINY["T"], TINY["S"], TINY["d_model"]
     q, k, v = randn(B, T, D, g=g, shift=0.2), randn(B, S, D, g=g), randn(B, S, D, g=g, shift=-0.2)
-    yield f"cross-attention, query {tuple(q.shape)}, key/value {tuple(k.shape)}", q, k, v, None, None
+    yield f"cross-attention, query {tuple(q.shape)}, key/value {tuple(k.shape)}", q, k, v, None, None, None
+    causal = torch.ones(T, S, dtype=torch.bool).triu(1 + S - T)
+    # B = T = S = 5, both masks: a (T, S) mask lined up with the batch axis, or a padding mask
+    # applied to the queries, has a valid shape here and blocks the wrong entries
+    xs = randn(T, T, D, g=g, shift=0.1)
+    sq_mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    sq_pad = torch.zeros(T, T, dtype=torch.bool)
+    sq_pad[torch.arange(T), (torch.arange(T) + 2).clamp(max=T - 1)] = True
+    sq_pad[:, 0] = False
+    yield (
+        "self-attention with a causal attn_mask and a key_padding_mask, B = T = S = 5",
+        xs,
+        xs,
+        xs,
+        sq_mask,
+        sq_pad,
+        None,
+    )
     x = randn(B, S, D, g=g)
     pad = torch.zeros(B, S, dtype=torch.bool)
-    pad[0, 4:] = True
+    pad[0, int(torch.randint(2, S - 1, (1,), generator=g)) :] = True
     pad[1, 6:] = True
-    yield "self-attention (T = S = 7) with a key_padding_mask", x, x, x, None, pad
-    yield "cross-attention with a key_padding_mask", q, k, v, None, pad
-    causal = torch.ones(T, S, dtype=torch.bool).triu(1 + S - T)
-    yield "cross-attention with a (T, S) causal-style attn_mask", q, k, v, causal, None
-    yield "with both an attn_mask and a key_padding_mask", q, k, v, causal, pad
+    # both masks first: a learner's two mistakes at once are then told apart from each one alone
+    self_causal = torch.ones(S, S, dtype=torch.bool).triu(1)
+    yield (
+        "self-attention (T = S = 7) with a causal attn_mask and a key_padding_mask",
+        x,
+        x,
+        x,
+        self_causal,
+        pad,
+        None,
+    )
+    yield "self-attention (T = S = 7) with a key_padding_mask", x, x, x, None, pad, None
+    yield "cross-attention with a key_padding_mask", q, k, v, None, pad, None
+    yield "cross-attention with a (T, S) causal-style attn_mask", q, k, v, causal, None, None
+    yield "with both an attn_mask and a key_padding_mask", q, k, v, causal, pad, None
+    allpad = pad.clone()
+    allpad[1] = True
+    yield (
+        "cross-attention where sample 1 is all pads",
+        q,
+        k,
+        v,
+        None,
+        allpad,
+        item_locator({1: "the all-pad sequence"}),
+    )
+    blocked_row = int(torch.randint(0, T, (1,), generator=g))
+    rows = torch.rand(T, S, generator=g) < 0.3
+    rows[:, 0] = False
+    rows[blocked_row] = True
+    yield (
+        f"with a (T, S) attn_mask that blocks query {blocked_row} completely, and a key_padding_mask",
+        q,
+        k,
+        v,
+        rows,
+        pad,
+        _query_locator(blocked_row),
+    )
+    per_sample = torch.rand(B, 1, T, S, generator=g) < 0.35
+    per_sample[1, 0, -1] = True
+    yield (
+        "with a (B, 1, T, S) attn_mask (per sample, shared by the heads), last query of sample 1 "
+        "fully blocked",
+        q,
+        k,
+        v,
+        per_sample,
+        None,
+        None,
+    )
 
 
 @exercise(
@@ -283,6 +421,13 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
     D, H = TINY["d_model"], TINY["n_heads"]
     mha = call(name, MultiHeadAttention, D, H)
     n = count_parameters(mha)
+    if n == 4 * (D * D + D) + 2 * D:
+        raise CheckFailed(
+            f"{name}: MultiHeadAttention({D}, {H}) has {n} parameters, 2·{D} more than the four "
+            f"projections: is there a LayerNorm inside? The residual connection and the LayerNorm "
+            f"belong to the encoder/decoder layer (lesson 08), which wraps this module; "
+            f"MultiHeadAttention returns out_proj(merged heads) only."
+        )
     require(
         n == 4 * (D * D + D),
         name,
@@ -295,9 +440,9 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
     load_weights(mha, weights, name)
     set_mode(mha, False)
     ref = attention.MultiHeadAttention(D, H)
-    ref.load_from_torch(ref_torch).eval()
+    load_from_torch(ref, ref_torch).eval()
     params = dict(weights, n_heads=H)
-    for label, q, k, v, am, kpm in _mha_cases(g):
+    for label, q, k, v, am, kpm, locate in _mha_cases(g):
         T, S = q.shape[1], k.shape[1]
         inputs = [t.clone() for t in (q, k, v)]
         got = call(name, mha, q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True, _no_grad=True)
@@ -322,41 +467,45 @@ def check_MultiHeadAttention(MultiHeadAttention, *, seed: int = 0) -> None:
         )
         with torch.no_grad():
             ref_out, ref_w = ref(q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True)
+            # torch takes a per-sample mask as (B·H, T, S)
+            t_am = am if am is None or am.dim() < 4 else am.expand(-1, H, -1, -1).reshape(-1, T, S)
             t_out, t_w = ref_torch(
-                q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True, average_attn_weights=False
+                q, k, v, attn_mask=t_am, key_padding_mask=kpm, need_weights=True, average_attn_weights=False
             )
         margs, mkw = (params, q, k, v), {"attn_mask": am, "key_padding_mask": kpm}
+        for what, got_t, want, pick in (("out", out, ref_out, 0), ("attention weights", w, ref_w, 1)):
+            assert_close(
+                name,
+                got_t,
+                want,
+                what=what,
+                case=f"({label})",
+                mistake_args=margs,
+                mistake_kwargs=mkw,
+                mistake_pick=lambda r, i=pick: r[i],
+                locate=locate,
+            )
+        full = merge_masks(am, kpm)
+        if full is not None:
+            full = torch.broadcast_to(full, w.shape)
+            require(
+                bool((w[full] == 0).all()),
+                name,
+                f"blocked keys must get exactly 0 weight ({label})",
+            )
+        # torch's module agrees wherever it is defined: on queries that see at least one key
+        seen = torch.ones(w.shape[0], T, dtype=torch.bool) if full is None else (~full).any(-1).all(1)
         assert_close(
             name,
-            out,
-            ref_out,
-            what="out",
+            out[seen],
+            t_out[seen],
+            what="out (vs torch.nn.MultiheadAttention with the same weights, queries that see a key)",
             case=f"({label})",
-            mistake_args=margs,
-            mistake_kwargs=mkw,
-            mistake_pick=lambda r: r[0],
         )
         assert_close(
             name,
-            w,
-            ref_w,
-            what="attention weights",
-            case=f"({label})",
-            mistake_args=margs,
-            mistake_kwargs=mkw,
-            mistake_pick=lambda r: r[1],
-        )
-        assert_close(
-            name,
-            out,
-            t_out,
-            what="out (vs torch.nn.MultiheadAttention with the same weights)",
-            case=f"({label})",
-        )
-        assert_close(
-            name,
-            w,
-            t_w,
+            w.transpose(1, 2)[seen],
+            t_w.transpose(1, 2)[seen],
             what="weights (vs torch.nn.MultiheadAttention, average_attn_weights=False)",
             case=f"({label})",
         )

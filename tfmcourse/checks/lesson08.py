@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tfmcourse import transformer
+from tfmcourse import torch_interop, transformer
 from tfmcourse.checks._core import (
+    MASK_SENSE,
     TINY,
     CheckFailed,
     assert_close,
@@ -28,6 +29,7 @@ from tfmcourse.checks._core import (
     exercise,
     expect_tensor,
     generator,
+    item_locator,
     load_weights,
     mistake,
     passed,
@@ -35,6 +37,7 @@ from tfmcourse.checks._core import (
     require,
     set_mode,
 )
+from tfmcourse.checks.lesson07 import _mha_variant
 
 B, T, S = TINY["B"], TINY["T"], TINY["S"]
 D, H, DFF = TINY["d_model"], TINY["n_heads"], TINY["d_ff"]
@@ -99,7 +102,7 @@ def _deterministic(name, fn):
     second = fn()
     if isinstance(first, Tensor) and isinstance(second, Tensor) and first.shape == second.shape:
         require(
-            torch.equal(first, second),
+            bool(((first == second) | (first.isnan() & second.isnan())).all()),  # NaN is judged later
             name,
             "two calls on the same input in eval mode gave different outputs: dropout must be off in "
             "eval mode (use nn.Dropout modules, or F.dropout(x, p, training=self.training))",
@@ -144,12 +147,25 @@ def _ff_relu_twice(ref, x):
     return torch.relu(ref.linear2(torch.relu(ref.linear1(x))))
 
 
-@mistake(
-    "FeedForward",
-    "GELU is used instead of ReLU: the paper (and nn.TransformerEncoderLayer's default) uses ReLU.",
+_GELU = (
+    "GELU is not wrong in itself (BERT and GPT use it) but it is another convention: this exercise "
+    "asks for the 2017 paper's ReLU, nn.TransformerEncoderLayer's default, "
+    "linear2(relu(linear1(x)))."
 )
+
+
+@mistake("FeedForward", "GELU is used instead of ReLU (the exact, erf form). " + _GELU)
 def _ff_gelu(ref, x):
     return ref.linear2(F.gelu(ref.linear1(x)))
+
+
+@mistake(
+    "FeedForward",
+    "GELU's tanh approximation, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), is used instead of ReLU. "
+    + _GELU,
+)
+def _ff_gelu_tanh(ref, x):
+    return ref.linear2(F.gelu(ref.linear1(x), approximate="tanh"))
 
 
 @mistake(
@@ -162,6 +178,19 @@ def _ff_residual_inside(ref, x):
 
 
 # ---------------------------------------------------------------- known mistakes: EncoderLayer
+
+
+def _attend(attn, query, key, value, attn_mask=None, key_padding_mask=None, fill="-inf", pad_queries=False):
+    """``attn(query, key, value, …)``, or the same attention with blocked scores filled another
+    way (``fill``: "finite", "nan" or "product", the mistakes of lesson 07)."""
+    if fill == "-inf" and not pad_queries:
+        return attn(query, key, value, attn_mask=attn_mask, key_padding_mask=key_padding_mask)
+    params = {k: v.detach() for k, v in attn.state_dict().items()}
+    params["n_heads"] = attn.n_heads
+    out, _ = _mha_variant(
+        params, query, key, value, attn_mask, key_padding_mask, fill=fill, pad_queries=pad_queries
+    )
+    return out
 
 
 def _enc(
@@ -177,12 +206,13 @@ def _enc(
     norms=("norm1", "norm2"),
     post_inside=False,
     pre_res_normed=False,
+    fill="-inf",
 ):
     """An encoder layer with switches for the mistakes (the correct one with all defaults)."""
     nf = ref.norm_first if norm_first is None else norm_first
     n1, n2 = getattr(ref, norms[0]), getattr(ref, norms[1])
     mask = (~pad if pad_inverted else pad) if (pad_used and pad is not None) else None
-    sa = lambda h: ref.self_attn(h, h, h, key_padding_mask=mask)  # noqa: E731
+    sa = lambda h: _attend(ref.self_attn, h, h, h, key_padding_mask=mask, fill=fill)  # noqa: E731
     if nf:
         h = n1(x)
         x = (h if pre_res_normed else x) * sa_res + sa(h)
@@ -197,10 +227,36 @@ def _enc(
     return x
 
 
+_FILL_MISTAKES = [
+    (
+        "a fully blocked query gets uniform weights in {where}: blocked scores are filled with a "
+        "large negative number (-1e9, or the dtype's minimum) instead of -inf, so a query whose keys "
+        "are all pads (an all-pad sequence) averages every value. It must get zero weights and a zero "
+        "context: use masked_softmax (or zero the weights of entirely blocked rows).",
+        "finite",
+    ),
+    (
+        "a fully blocked query gives NaN in {where}: softmax of a row of -inf is 0/0, and the NaN "
+        "spreads through the LayerNorm to the whole token. A query whose keys are all pads must get "
+        "zero weights and a zero context (masked_softmax does).",
+        "nan",
+    ),
+    (
+        "the masks are applied by multiplying the scores in {where} (scores * ~mask): a blocked score "
+        "becomes 0 and exp(0) = 1 > 0, so pads still get weight. Fill blocked scores with -inf.",
+        "product",
+    ),
+]
+
 for _desc, _kw in [
+    *[(d.format(where="the self-attention"), dict(fill=f)) for d, f in _FILL_MISTAKES],
     (
         "pre-LN and post-LN are swapped: with norm_first=False (the paper) the layer is "
         "x = norm(x + sublayer(x)); with norm_first=True it is x = x + sublayer(norm(x)). "
+        "Pre-LN is not an error in itself (GPT-2 and most recent models use it; it trains without "
+        "warm-up), but it is another convention: this exercise asks for both, chosen by norm_first, "
+        "with post-LN, the 2017 paper's layout and nn.TransformerEncoderLayer's default, when "
+        "norm_first=False. "
         "Check that your forward branches on self.norm_first the right way round.",
         dict(norm_first="swap"),
     ),
@@ -219,7 +275,8 @@ for _desc, _kw in [
         dict(pad_used=False),
     ),
     (
-        "the padding mask is inverted: True marks the pads (blocked); pass it as it is, not ~mask.",
+        "the padding mask is inverted: True marks the pads (blocked); pass it as it is, not ~mask."
+        + MASK_SENSE,
         dict(pad_inverted=True),
     ),
     (
@@ -273,21 +330,25 @@ def _dec(
     cross="memory",
     norms=("norm1", "norm2", "norm3"),
     norm_memory=False,
+    fill="-inf",
+    sa_pad_queries=False,
 ):
     nf = ref.norm_first if norm_first is None else norm_first
     n1, n2, n3 = (getattr(ref, n) for n in norms)
     am = tgt_mask if causal else None
     tp = tgt_pad if tgt_pad_used else None
     mp = mem_pad if mem_pad_used else None
-    sa = lambda h: ref.self_attn(h, h, h, attn_mask=am, key_padding_mask=tp)  # noqa: E731
+    sa = lambda h: _attend(  # noqa: E731
+        ref.self_attn, h, h, h, attn_mask=am, key_padding_mask=tp, fill=fill, pad_queries=sa_pad_queries
+    )
 
     def ca(h):
         if cross == "self":  # keys/values from the decoder's own states
-            return ref.cross_attn(h, h, h, key_padding_mask=tp)
+            return _attend(ref.cross_attn, h, h, h, key_padding_mask=tp, fill=fill)
         if cross == "none":
             return torch.zeros_like(h)
         m = n2(memory) if norm_memory else memory
-        return ref.cross_attn(h, m, m, key_padding_mask=mp)
+        return _attend(ref.cross_attn, h, m, m, key_padding_mask=mp, fill=fill)
 
     x = y
     if nf:
@@ -302,9 +363,14 @@ def _dec(
 
 
 for _desc, _kw in [
+    *[(d.format(where="the self- or cross-attention"), dict(fill=f)) for d, f in _FILL_MISTAKES],
     (
         "pre-LN and post-LN are swapped: with norm_first=False (the paper) each sub-layer is "
         "x = norm(x + sublayer(x)); with norm_first=True it is x = x + sublayer(norm(x)). "
+        "Pre-LN is not an error in itself (GPT-2 and most recent models use it; it trains without "
+        "warm-up), but it is another convention: this exercise asks for both, chosen by norm_first, "
+        "with post-LN, the 2017 paper's layout and nn.TransformerEncoderLayer's default, when "
+        "norm_first=False. "
         "Check that your forward branches on self.norm_first the right way round.",
         dict(norm_first="swap"),
     ),
@@ -331,6 +397,18 @@ for _desc, _kw in [
         "the causal mask is ignored: pass tgt_mask to self_attn as attn_mask, or each position sees the "
         "target tokens after it.",
         dict(causal=False),
+    ),
+    (
+        "two mistakes at once: the causal mask is ignored (pass tgt_mask to self_attn as attn_mask) "
+        "*and* the target padding mask is applied to the queries instead of the keys "
+        "(tgt_key_padding_mask (B, T) marks keys no position may attend to: (B, 1, 1, T)).",
+        dict(causal=False, sa_pad_queries=True),
+    ),
+    (
+        "the target padding mask is applied to the queries instead of the keys: "
+        "tgt_key_padding_mask (B, T) marks *keys* that no position may attend to, broadcast as "
+        "(B, 1, 1, T), not (B, 1, T, 1).",
+        dict(sa_pad_queries=True),
     ),
     (
         "the memory padding mask is ignored: pass memory_key_padding_mask to cross_attn as key_padding_mask, "
@@ -455,6 +533,31 @@ def check_FeedForward(FeedForward, *, seed: int = 0) -> None:
     )
 
 
+def _has_blocked_query(tgt_mask, tgt_pad, mem_pad) -> Tensor:
+    """(B,) True for samples where some query sees no key, in self- or cross-attention."""
+    blocked = torch.zeros(B, T, T, dtype=torch.bool)
+    if tgt_mask is not None:
+        blocked = blocked | tgt_mask
+    if tgt_pad is not None:
+        blocked = blocked | tgt_pad[:, None, :]
+    out = blocked.all(-1).any(-1)
+    if mem_pad is not None:
+        out = out | mem_pad.all(-1)
+    return out
+
+
+def _decoder_locator(tgt_pad, mem_pad):
+    labels = {}
+    for b in range(B):
+        parts = []
+        if tgt_pad is not None and bool(tgt_pad[b, 0]):
+            parts.append("its target starts with pads")
+        if mem_pad is not None and bool(mem_pad[b].all()):
+            parts.append("its memory is all pads")
+        labels[b] = " and ".join(parts)
+    return item_locator(labels)
+
+
 def _ensure_tensor_out(name, out):
     if isinstance(out, (tuple, list)):
         raise CheckFailed(
@@ -472,6 +575,9 @@ def check_EncoderLayer(EncoderLayer, *, seed: int = 0) -> None:
     g = generator(seed)
     x = randn(B, S, D, g=g, scale=1.5, shift=0.3)
     pad = _pad_mask(g, B, S)
+    edge_pad = torch.zeros(B, S, dtype=torch.bool)
+    edge_pad[0, : int(torch.randint(1, S - 1, (1,), generator=g))] = True  # pads first: position 0 too
+    edge_pad[1] = True  # every key of sample 1 is a pad: each of its queries is fully blocked
     for norm_first in (False, True):
         weights = _layer_weights(g, decoder=False)
         layer = _build(
@@ -483,8 +589,16 @@ def check_EncoderLayer(EncoderLayer, *, seed: int = 0) -> None:
             what=" (self_attn: 4 projections with bias, ff, norm1, norm2)",
         )
         ref = _reference(transformer.EncoderLayer, weights, norm_first)
-        twin = transformer.to_torch(ref).train()  # dropout 0: train mode only avoids torch's fast path
-        for label, mask in [("with src_key_padding_mask (sample 0 padded)", pad), ("without a mask", None)]:
+        twin = torch_interop.to_torch(ref).train()  # dropout 0: train mode only avoids torch's fast path
+        for label, mask, items in [
+            ("with src_key_padding_mask (sample 0 padded)", pad, {}),
+            ("without a mask", None, {}),
+            (
+                "with sample 0 padded at its start and sample 1 all pads",
+                edge_pad,
+                {1: "the all-pad sequence"},
+            ),
+        ]:
             case = f"(norm_first={norm_first}, x (B={B}, S={S}, D={D}) {label})"
             before = x.clone()
             out = _deterministic(name, lambda: call(name, layer, x, src_key_padding_mask=mask, _no_grad=True))
@@ -494,12 +608,19 @@ def check_EncoderLayer(EncoderLayer, *, seed: int = 0) -> None:
             )
             with torch.no_grad():
                 assert_close(
-                    name, out, ref(x, src_key_padding_mask=mask), case=case, mistake_args=(ref, x, mask)
-                )
-                assert_close(
                     name,
                     out,
-                    twin(x, src_key_padding_mask=mask),
+                    ref(x, src_key_padding_mask=mask),
+                    case=case,
+                    mistake_args=(ref, x, mask),
+                    locate=item_locator(items),
+                )
+                # torch's layer agrees on samples with at least one real token (it gives NaN otherwise)
+                ok = torch.ones(B, dtype=torch.bool) if mask is None else ~mask.all(-1)
+                assert_close(
+                    name,
+                    out[ok],
+                    twin(x, src_key_padding_mask=mask)[ok],
                     what="output (vs nn.TransformerEncoderLayer with the same weights)",
                     case=case,
                 )
@@ -521,10 +642,21 @@ def check_DecoderLayer(DecoderLayer, *, seed: int = 0) -> None:
     causal = torch.ones(T, T, dtype=torch.bool).triu(1)
     mem_pad = _pad_mask(g, B, S)
     tgt_pad = _pad_mask(g, B, T).flip(0)  # the other sample padded on the target side
+    left_pad = torch.zeros(B, T, dtype=torch.bool)
+    left_pad[0, : int(torch.randint(1, T - 1, (1,), generator=g))] = True
+    mem_allpad = torch.zeros(B, S, dtype=torch.bool)
+    mem_allpad[1] = True
     cases = [  # no masks first: mistakes that would crash with masks (wrong keys) are named here
         ("without masks", None, None, None),
         ("with the causal tgt_mask and both padding masks", causal, tgt_pad, mem_pad),
         ("with the causal tgt_mask only", causal, None, None),
+        (
+            "with the causal tgt_mask, sample 0's target padded at its start (its first queries see "
+            "no key) and sample 1's memory all pads",
+            causal,
+            left_pad,
+            mem_allpad,
+        ),
     ]
     for norm_first in (False, True):
         weights = _layer_weights(g, decoder=True)
@@ -537,7 +669,7 @@ def check_DecoderLayer(DecoderLayer, *, seed: int = 0) -> None:
             what=" (self_attn and cross_attn: 4 projections each, ff, norm1..3)",
         )
         ref = _reference(transformer.DecoderLayer, weights, norm_first)
-        twin = transformer.to_torch(ref).train()
+        twin = torch_interop.to_torch(ref).train()
         for label, tm, tp, mp in cases:
             case = f"(norm_first={norm_first}, y (B={B}, T={T}), memory (B={B}, S={S}), {label})"
             before = (y.clone(), memory.clone())
@@ -565,15 +697,23 @@ def check_DecoderLayer(DecoderLayer, *, seed: int = 0) -> None:
             kw = dict(tgt_mask=tm, tgt_key_padding_mask=tp, memory_key_padding_mask=mp)
             with torch.no_grad():
                 assert_close(
-                    name, out, ref(y, memory, **kw), case=case, mistake_args=(ref, y, memory, tm, tp, mp)
-                )
-                assert_close(
                     name,
                     out,
-                    twin(y, memory, **kw),
-                    what="output (vs nn.TransformerDecoderLayer with the same weights)",
+                    ref(y, memory, **kw),
                     case=case,
+                    mistake_args=(ref, y, memory, tm, tp, mp),
+                    locate=_decoder_locator(tp, mp),
                 )
+                # torch's layer agrees on samples where every query sees a key (NaN otherwise)
+                ok = ~_has_blocked_query(tm, tp, mp)
+                if ok.any():
+                    assert_close(
+                        name,
+                        out[ok],
+                        twin(y, memory, **kw)[ok],
+                        what="output (vs nn.TransformerDecoderLayer with the same weights)",
+                        case=case,
+                    )
     passed(
         name,
         "equals nn.TransformerDecoderLayer(batch_first=True) with the same weights, post-LN and "

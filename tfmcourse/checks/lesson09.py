@@ -13,6 +13,7 @@ from tfmcourse import decoding, schedule
 from tfmcourse.checks._core import (
     MISTAKES,
     CheckFailed,
+    ExerciseNotAttempted,
     assert_close,
     call,
     exercise,
@@ -183,6 +184,46 @@ def _ls_uniform_summed(logits, target, smoothing, ignore_index):
 def _ls_swapped(logits, target, smoothing, ignore_index):
     logp, keep, nll = _ls_parts(logits, target, ignore_index)
     per = smoothing * nll + (1 - smoothing) * (-logp.mean(-1))
+    return (per[keep].sum() / keep.sum()).to(logits.dtype)
+
+
+def _smoothed_target_v_minus_2(logits, target, smoothing, ignore_index):
+    """ε/(V−2) on every class but the true one and the pad column (when ignore_index is a class)."""
+    V = logits.shape[-1]
+    dist = torch.full(logits.shape, smoothing / (V - 2), dtype=torch.float64)
+    dist.scatter_(1, target.clamp(0, V - 1)[:, None], 1 - smoothing)
+    if 0 <= ignore_index < V:
+        dist[:, ignore_index] = 0.0
+    return dist
+
+
+@mistake(
+    "label_smoothed_loss",
+    "this is label smoothing written as a KL divergence with ε spread over V−2 classes and the pad "
+    "column zeroed (a popular tutorial's version). It trains alike, but it is another convention: "
+    "the KL is the cross-entropy minus the smoothed target's entropy (a constant), and its target "
+    "differs. The exercise asks for the value of F.cross_entropy(label_smoothing=ε), the one "
+    "PyTorch reports and the paper's loss: a cross-entropy against 1−ε+ε/V on the true class and "
+    "ε/V on every class, pad included.",
+)
+def _ls_kl_v_minus_2(logits, target, smoothing, ignore_index):
+    logp, keep, _ = _ls_parts(logits, target, ignore_index)
+    dist = _smoothed_target_v_minus_2(logits, target, smoothing, ignore_index)
+    plogp = torch.where(dist > 0, dist * dist.clamp_min(1e-300).log(), torch.zeros_like(dist))
+    per = (plogp - dist * logp).sum(-1)
+    return (per[keep].sum() / keep.sum()).to(logits.dtype)
+
+
+@mistake(
+    "label_smoothed_loss",
+    "ε is spread over V−2 classes with the pad column zeroed: F.cross_entropy(label_smoothing=ε), "
+    "which the exercise asks for, puts ε/V on every one of the V classes (pad included) and "
+    "1−ε+ε/V on the true class.",
+)
+def _ls_ce_v_minus_2(logits, target, smoothing, ignore_index):
+    logp, keep, _ = _ls_parts(logits, target, ignore_index)
+    dist = _smoothed_target_v_minus_2(logits, target, smoothing, ignore_index)
+    per = -(dist * logp).sum(-1)
     return (per[keep].sum() / keep.sum()).to(logits.dtype)
 
 
@@ -504,7 +545,20 @@ def check_label_smoothed_loss(label_smoothed_loss, *, seed: int = 0) -> None:
     g = generator(seed)
     for label, logits, target, eps, ignore in _ls_cases(g):
         before = (logits.clone(), target.clone())
-        got = call(name, label_smoothed_loss, logits, target, eps, ignore)
+        try:
+            got = call(name, label_smoothed_loss, logits, target, eps, ignore)
+        except ExerciseNotAttempted:
+            raise
+        except CheckFailed as exc:
+            if not 0 <= ignore < logits.shape[-1]:
+                raise CheckFailed(
+                    f"{exc}\n  The target holds ignore_index = {ignore} on the ignored rows ({label}), which "
+                    f"is not a class: gathering or indexing the log-probabilities at the target (or "
+                    f"one_hot of it) before leaving those rows out fails. Select the kept rows first, "
+                    f"or replace their targets (target.masked_fill(target == ignore_index, 0)) and "
+                    f"zero their loss afterwards."
+                ) from None
+            raise
         require(
             torch.equal(logits, before[0]) and torch.equal(target, before[1]),
             name,
