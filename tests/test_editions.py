@@ -496,7 +496,9 @@ def test_korean_exercises_run_in_their_folder_and_grade_as_not_attempted(path):
     report = grade_notebook(path)
     assert report.error is None, report.error
     lesson = int(path.name[:2])
-    assert sorted(e.name for e in report.exercises) == sorted(
-        n for n, e in EXERCISES.items() if e.lesson == lesson
-    ) != []
+    assert (
+        sorted(e.name for e in report.exercises)
+        == sorted(n for n, e in EXERCISES.items() if e.lesson == lesson)
+        != []
+    )
     assert {e.status for e in report.exercises} == {"not attempted"} and report.score == 0
