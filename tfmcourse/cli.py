@@ -86,14 +86,14 @@ def _grade_secure(args) -> int:
     for out in (csv_path, json_path):
         if out and any(Path(out).resolve().is_relative_to(f) for f in folders):
             return fail(f"refusing to write {out} inside the graded folder (nothing in it is ever modified)")
-    try:
-        mode, isolation_note = isolation.resolve(args.isolation)
-    except isolation.IsolationUnavailable as exc:
-        return fail(f"--isolation bwrap: {exc}")
-    print(isolation_note, file=sys.stderr)
     hide = {str(f) for f in folders} | {
         str(Path(p).resolve().parent) for p in args.paths if Path(p).is_file()
     }
+    try:
+        mode, isolation_note = isolation.resolve(args.isolation, tuple(sorted(hide)))
+    except isolation.IsolationUnavailable as exc:
+        return fail(f"--isolation bwrap: {exc}")
+    print(isolation_note, file=sys.stderr)
     settings = Settings(
         seed=new_seed() if args.seed is None else args.seed,
         timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,

@@ -83,3 +83,47 @@ def test_bwrap_refuses_to_grade_when_it_cannot_isolate(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "cannot isolate learner code: bwrap is not installed" in proc.stderr
+
+
+def test_an_interpreter_reached_through_a_link_inside_a_hidden_folder_starts(tmp_path, monkeypatch):
+    # A virtual environment that is a link (as in a worktree or a copied course), started from
+    # inside a folder the sandbox empties: the link must still lead to the installation.
+    from tfmcourse.grading.secure.sandbox import Sandbox
+
+    hidden = tmp_path / "course"
+    hidden.mkdir()
+    (hidden / "venv").symlink_to(os.path.realpath(sys.prefix), target_is_directory=True)
+    rel = os.path.relpath(sys.executable, sys.prefix)
+    monkeypatch.setattr(sys, "executable", str(hidden / "venv" / rel))
+    monkeypatch.chdir(hidden)
+    sandbox = Sandbox(isolation="bwrap", hide=(str(hidden),))
+    try:
+        sandbox.start()
+        assert sandbox.alive() and sandbox.zygote > 0
+    finally:
+        sandbox.close()
+
+
+def test_a_sandbox_that_cannot_start_says_what_failed(monkeypatch):
+    from tfmcourse.grading.secure.sandbox import Sandbox
+
+    monkeypatch.setattr(isolation, "bwrap_prefix", lambda **kw: ["bwrap", "--no-such-option"])
+    sandbox = Sandbox(isolation="bwrap")
+    try:
+        with pytest.raises(RuntimeError, match="no-such-option"):
+            sandbox.start()
+    finally:
+        sandbox.close()
+
+
+def test_auto_falls_back_and_says_so_when_the_interpreter_cannot_start_inside(monkeypatch):
+    monkeypatch.setattr(isolation, "interpreter_problem", lambda hide: "it could not start: reason")
+    mode, note = isolation.resolve("auto")
+    assert mode == "none" and "NOT isolated" in note and "reason" in note
+    with pytest.raises(isolation.IsolationUnavailable, match="reason"):
+        isolation.resolve("bwrap")
+
+
+def test_auto_isolates_the_interpreter_that_grades(tmp_path):
+    assert isolation.interpreter_problem((str(tmp_path),)) is None
+    assert isolation.resolve("auto", (str(tmp_path),))[0] == "bwrap"

@@ -55,31 +55,51 @@ class Sandbox:
         env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         paths = sysconfig.get_paths()
         site = list(dict.fromkeys(p for p in (paths.get("purelib"), paths.get("platlib")) if p))
-        try:
-            self.proc = subprocess.Popen(
-                [
-                    *self._prefix(),
-                    sys.executable,
-                    "-I",
-                    "-S",
-                    worker.__file__,
-                    str(r_child),
-                    str(w_child),
-                    *site,
-                ],
-                pass_fds=(r_child, w_child),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                cwd=self.root,
-                env=env,
-                start_new_session=True,
-            )
-        finally:
-            os.close(r_child)
-            os.close(w_child)
-        self.fd_to, self.fd_from = w_parent, r_parent
-        self.zygote = hello(self.fd_from, STARTUP_TIMEOUT)
+        with tempfile.TemporaryFile() as log:  # what went wrong before the interpreter was ready
+            try:
+                self.proc = subprocess.Popen(
+                    [
+                        *self._prefix(),
+                        sys.executable,
+                        "-I",
+                        "-S",
+                        worker.__file__,
+                        str(r_child),
+                        str(w_child),
+                        *site,
+                    ],
+                    pass_fds=(r_child, w_child),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    cwd=self.root,
+                    env=env,
+                    start_new_session=True,
+                )
+            finally:
+                os.close(r_child)
+                os.close(w_child)
+            self.fd_to, self.fd_from = w_parent, r_parent
+            try:
+                self.zygote = hello(self.fd_from, STARTUP_TIMEOUT)
+            except (OSError, RuntimeError, TimeoutError, EOFError, ValueError) as exc:
+                raise RuntimeError(self._startup_failure(exc, log)) from exc
+
+    def _startup_failure(self, exc: BaseException, log) -> str:
+        """What failed when the interpreter did not say it was ready: its own error output, else
+        its exit status, else the exception."""
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+        log.seek(0, os.SEEK_END)
+        log.seek(max(0, log.tell() - 4096))
+        lines = log.read().decode(errors="replace").strip().splitlines()
+        where = f"{' '.join(self._prefix()[:1]) or 'python'} with isolation {self.isolation}"
+        if lines:
+            return f"{where}: {lines[-1][:400]}"
+        code = self.proc.poll() if self.proc is not None else None
+        if code is not None:
+            return f"{where}: the interpreter exited with status {code} before it was ready"
+        return f"{where}: {type(exc).__name__}: {exc or 'no reply'}"
 
     def _prefix(self) -> list[str]:
         if self.isolation != "bwrap":

@@ -307,6 +307,9 @@ def zygote(argv: list[str]) -> None:
         import ctypes
 
         ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    devnull = os.open(os.devnull, os.O_WRONLY)  # the startup log ends here: nothing later reaches it
+    os.dup2(devnull, 2)
+    os.close(devnull)
     wire.send(FD_OUT, Kind.HELLO, {"pid": os.getpid()})
     while True:
         try:
