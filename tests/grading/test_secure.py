@@ -665,3 +665,17 @@ def test_processes_that_leave_the_session_or_are_orphaned_are_killed(tmp_path):
     assert started
     time.sleep(0.5)
     assert not [p for p in started if _alive(p)], "a daemon started by learner code outlived grading"
+
+
+def test_a_layer_class_that_is_not_an_nn_module_is_named_out_of_process(tmp_path):
+    code = textwrap.dedent("""
+        class FeedForward:
+            def __init__(self, d_model, d_ff, dropout=0.1):
+                self.d_model = d_model
+
+            def __call__(self, x):
+                return x
+    """)
+    report = grade(write_notebook(tmp_path / "08_not_a_module.ipynb", {"FeedForward": code}))
+    e = by_name(report)["FeedForward"]
+    assert e.status == "failed" and "should build an nn.Module" in e.message, e.message
