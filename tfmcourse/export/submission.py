@@ -237,8 +237,9 @@ def grade_upload(
             )
             for nb in report.get("notebooks", []):
                 uploaded = staged.get(nb.get("path"), nb.get("path"))
-                if nb.get("error"):
+                if nb.get("error"):  # its exercises are listed too, each with the same error
                     upload.unreadable[uploaded] = str(nb["error"])
+                    continue
                 for ex in nb.get("exercises", []):
                     results.setdefault(ex["name"], ex)
 
