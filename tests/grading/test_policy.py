@@ -81,3 +81,36 @@ def test_forbidden_operators_exist_in_torch():
         for op in ops:
             namespace, _, attr = op.partition(".")
             assert namespace == "aten" and hasattr(torch.ops.aten, attr), f"{name}: {op} is not an operator"
+
+
+@pytest.mark.parametrize(
+    "name,code,qualname",
+    [
+        (
+            "rms_norm",
+            "import torch\ndef rms_norm(x, weight, eps=1e-6):\n    return torch.rms_norm(x, x.shape[-1:], weight, eps)\n",
+            "rms_norm",
+        ),
+        (
+            "rms_norm",
+            "from torch import nn\ndef rms_norm(x, weight, eps=1e-6):\n    return nn.RMSNorm(x.shape[-1], eps)(x) * weight\n",
+            "RMSNorm",
+        ),
+        (
+            "online_softmax_attention",
+            "from torch.nn import functional\ndef online_softmax_attention(q, k, v, block_size):\n"
+            "    return functional.scaled_dot_product_attention(q, k, v)\n",
+            "scaled_dot_product_attention",
+        ),
+        (
+            "attend_with_cache",
+            "import torch\ndef attend_with_cache(q, k_new, v_new, cache=None):\n"
+            "    return torch.nn.MultiheadAttention(4, 1)(q, k_new, v_new), cache\n",
+            "MultiheadAttention",
+        ),
+    ],
+    ids=["torch-rms_norm", "nn-RMSNorm", "functional-sdpa", "nn-MultiheadAttention"],
+)
+def test_the_builtins_of_lessons_10_and_11_are_found_on_the_source(name, code, qualname):
+    (problem,) = violations(name, code)
+    assert qualname in problem and "yourself" in problem

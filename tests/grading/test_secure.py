@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -580,8 +581,29 @@ def test_a_docstring_naming_the_course_package_is_not_refused(tmp_path):
             "    return out, torch.softmax(s, -1).nan_to_num(0.0)\n",
             "aten._s",
         ),
+        (
+            "attend_with_cache",
+            "def attend_with_cache(q, k_new, v_new, cache=None):\n"
+            "    K = k_new if cache is None else torch.cat([cache[0], k_new], dim=2)\n"
+            "    V = v_new if cache is None else torch.cat([cache[1], v_new], dim=2)\n"
+            "    return torch.ops.aten.scaled_dot_product_attention(q, K, V), (K, V)\n",
+            "aten._s",
+        ),
+        (
+            "online_softmax_attention",
+            "def online_softmax_attention(q, k, v, block_size):\n"
+            "    return torch.ops.aten.scaled_dot_product_attention(q, k, v)\n",
+            "aten._s",
+        ),
     ],
-    ids=["aten-layer_norm", "variable-functions", "aten-batch_norm", "aten-sdpa"],
+    ids=[
+        "aten-layer_norm",
+        "variable-functions",
+        "aten-batch_norm",
+        "aten-sdpa",
+        "aten-cached",
+        "aten-online",
+    ],
 )
 def test_the_forbidden_builtin_is_caught_by_the_operator_that_ran(tmp_path, name, code, op):
     """Reaching the built-in by a name the source check and the traps do not know still scores zero."""
@@ -679,3 +701,37 @@ def test_a_layer_class_that_is_not_an_nn_module_is_named_out_of_process(tmp_path
     report = grade(write_notebook(tmp_path / "08_not_a_module.ipynb", {"FeedForward": code}))
     e = by_name(report)["FeedForward"]
     assert e.status == "failed" and "should build an nn.Module" in e.message, e.message
+
+
+RUNTIME_BUILTINS = {
+    "rms_norm": (
+        "def rms_norm(x, weight, eps=1e-6):\n"
+        "    return getattr(F, 'rms_' + 'norm')(x, x.shape[-1:], weight, eps)\n",
+        "torch.nn.functional.rms_norm",
+    ),
+    "attend_with_cache": (
+        "def attend_with_cache(q, k_new, v_new, cache=None):\n"
+        "    K = k_new if cache is None else torch.cat([cache[0], k_new], dim=2)\n"
+        "    V = v_new if cache is None else torch.cat([cache[1], v_new], dim=2)\n"
+        "    return getattr(F, 'scaled_dot_' + 'product_attention')(q, K, V), (K, V)\n",
+        "torch.nn.functional.scaled_dot_product_attention",
+    ),
+    "online_softmax_attention": (
+        "def online_softmax_attention(q, k, v, block_size):\n"
+        "    return getattr(F, 'scaled_dot_' + 'product_attention')(q, k, v)\n",
+        "torch.nn.functional.scaled_dot_product_attention",
+    ),
+}
+
+
+@pytest.mark.parametrize("how", ["static", "runtime"])
+@pytest.mark.parametrize("name", sorted(RUNTIME_BUILTINS))
+def test_the_torch_builtins_of_lessons_10_and_11_are_rejected(tmp_path, name, how):
+    code, qualname = RUNTIME_BUILTINS[name]
+    if how == "static":
+        code = re.sub(r"getattr\(F, '(\w+)' \+ '(\w+)'\)", r"F.\1\2", code)
+    code = "import torch.nn.functional as F\n" + code
+    lesson = EXERCISES[name].lesson
+    e = by_name(grade(write_notebook(tmp_path / nb_name(lesson, how), {name: code})))[name]
+    assert e.status == "failed" and e.points == 0, (e.status, e.message)
+    assert qualname in e.reason, e.reason

@@ -103,10 +103,33 @@ FORBIDDEN: dict[str, tuple[Forbidden, ...]] = {
         ),
     ),
     "greedy_decode": (),
+    "rms_norm": _ban(
+        "the exercise is to compute RMS normalisation yourself",
+        "torch.nn.functional.rms_norm",
+        "torch.rms_norm",
+        "torch.nn.RMSNorm",
+    ),
+    "attend_with_cache": _ban(
+        "the exercise is to write cached attention yourself",
+        "torch.nn.functional.scaled_dot_product_attention",
+        *_ATTN,
+    ),
+    "online_softmax_attention": _ban(
+        "the exercise is to write block-wise attention yourself",
+        "torch.nn.functional.scaled_dot_product_attention",
+        *_ATTN,
+    ),
 }
 
 
 _NORM = "the exercise is to compute {} normalisation yourself"
+#: What scaled dot-product attention and multi-head attention's fast path run as.
+_SDPA_OPS = (
+    "aten._scaled_dot_product_flash_attention_for_cpu",
+    "aten._scaled_dot_product_attention_math",
+    "aten._safe_softmax",
+    "aten._native_multi_head_attention",
+)
 
 #: The same bans, by the operators that actually run (recorded at torch's dispatcher in the worker),
 #: so no alias (``torch.ops.aten``, ``torch._C._VariableFunctions``, a kept reference) reaches them.
@@ -123,15 +146,12 @@ FORBIDDEN_OPS: dict[str, tuple[tuple[str, ...], str]] = {
         _NORM.format("batch"),
     ),
     "layer_norm": (("aten.native_layer_norm", "aten.native_group_norm"), _NORM.format("layer")),
-    "scaled_dot_product_attention": (
-        (
-            "aten._scaled_dot_product_flash_attention_for_cpu",
-            "aten._scaled_dot_product_attention_math",
-            "aten._safe_softmax",
-        ),
-        "the exercise is to write attention yourself",
-    ),
+    "scaled_dot_product_attention": (_SDPA_OPS, "the exercise is to write attention yourself"),
+    "attend_with_cache": (_SDPA_OPS, "the exercise is to write cached attention yourself"),
+    "online_softmax_attention": (_SDPA_OPS, "the exercise is to write block-wise attention yourself"),
 }
+# RMS normalisation has no operator of its own to record: torch runs it as plain arithmetic
+# (pow, mean, rsqrt, mul), so only its Python names are refused.
 
 
 def forbidden_for(name: str) -> tuple[Forbidden, ...]:
