@@ -735,3 +735,29 @@ def test_the_torch_builtins_of_lessons_10_and_11_are_rejected(tmp_path, name, ho
     e = by_name(grade(write_notebook(tmp_path / nb_name(lesson, how), {name: code})))[name]
     assert e.status == "failed" and e.points == 0, (e.status, e.message)
     assert qualname in e.reason, e.reason
+
+
+def test_train_step_gets_one_model_optimizer_and_scheduler_across_the_checks_calls(tmp_path):
+    """The worker keeps the rebuilt model, optimizer and scheduler between the check's calls (the
+    momentum and the warm-up carry over) and the parameters come back to the check after each."""
+    code = textwrap.dedent("""
+        import torch.nn.functional as F
+
+        SEEN = []
+
+        def train_step(model, optimizer, scheduler, tokens, pad_id, max_grad_norm=1.0):
+            bound = [id(p) for p in model.parameters()] == [id(p) for p in optimizer.param_groups[0]["params"]]
+            SEEN.append((id(model), id(optimizer), id(scheduler), id(scheduler.optimizer), bound))
+            if not bound or len(set(SEEN)) != 1:
+                raise RuntimeError(f"not the same objects: {SEEN}")
+            logits = model(tokens[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), ignore_index=pad_id)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            return loss.item()
+    """)
+    e = by_name(grade(write_notebook(tmp_path / "10_kept.ipynb", {"train_step": code})))["train_step"]
+    assert e.status == "passed", e.message

@@ -56,6 +56,18 @@ STANDARD_LAYERS: dict[type, tuple[str, ...]] = {
 }
 
 
+#: Optimizers rebuilt in the worker from these settings (besides the rate), over a rebuilt module.
+STANDARD_OPTIMIZERS: dict[type, tuple[str, ...]] = {
+    torch.optim.SGD: ("momentum", "dampening", "weight_decay", "nesterov", "maximize"),
+    torch.optim.Adam: ("betas", "eps", "weight_decay", "amsgrad", "maximize"),
+    torch.optim.AdamW: ("betas", "eps", "weight_decay", "amsgrad", "maximize"),
+}
+#: Learning-rate schedulers rebuilt in the worker from these arguments, over a rebuilt optimizer.
+STANDARD_SCHEDULERS: dict[type, tuple[str, ...]] = {
+    torch.optim.lr_scheduler.LinearLR: ("start_factor", "end_factor", "total_iters"),
+}
+
+
 def _argument(m: nn.Module, attr: str) -> Any:
     value = getattr(m, attr, None)
     if attr == "bias" and (value is None or isinstance(value, torch.Tensor)):
@@ -81,6 +93,70 @@ def module_spec(m: nn.Module, bufs: list[bytes]) -> dict | None:
         "state": state,
         "training": m.training,
     }
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def live_spec(session, v: Any, bufs: list[bytes]) -> dict | None:
+    """A module, optimizer or scheduler the worker keeps across this exercise's calls, or None.
+
+    A standard module is numbered the first time it is sent and carries its whole state every
+    time (the worker loads it into the same object); an optimizer is rebuilt once, fresh, over
+    such a module's parameters (all of them, in order, one group); a scheduler once, fresh,
+    over such an optimizer. After each call the worker sends back the parameters the call
+    changed (:meth:`Session.call` copies them into the module here)."""
+    if isinstance(v, nn.Module):
+        spec = module_spec(v, bufs)
+        if spec is None:
+            return None
+        live = session.live_number(v)
+        spec["live"] = live
+        spec["state"] = {k: wire.tensor_to_wire(torch, t, bufs) for k, t in v.state_dict().items()}
+        return spec
+    if type(v) in STANDARD_OPTIMIZERS:
+        known = session.live_number(v, create=False)
+        if known is not None:
+            return {"$": wire.Tag.OPTIMIZER, "live": known}
+        (group, *more) = v.param_groups
+        module = next(
+            (
+                m
+                for m in session.live.values()
+                if isinstance(m, nn.Module)
+                and [id(p) for p in m.parameters()] == [id(p) for p in group["params"]]
+            ),
+            None,
+        )
+        if more or module is None or v.state or not isinstance(group["lr"], float):
+            return None
+        hyper = {a: _plain(group[a]) for a in STANDARD_OPTIMIZERS[type(v)] if a in group}
+        initial = group.get("initial_lr")
+        return {
+            "$": wire.Tag.OPTIMIZER,
+            "live": session.live_number(v),
+            "cls": type(v).__name__,
+            "module": session.live_number(module, create=False),
+            "hyper": {"lr": group["lr"], **hyper},
+            "initial_lr": float(initial) if initial is not None else None,
+        }
+    if type(v) in STANDARD_SCHEDULERS:
+        known = session.live_number(v, create=False)
+        if known is not None:
+            return {"$": wire.Tag.SCHEDULER, "live": known}
+        opt = session.live_number(v.optimizer, create=False)
+        if opt is None or v.last_epoch != 0:
+            return None
+        args = {a: _plain(getattr(v, a)) for a in STANDARD_SCHEDULERS[type(v)]}
+        return {
+            "$": wire.Tag.SCHEDULER,
+            "live": session.live_number(v),
+            "cls": type(v).__name__,
+            "optimizer": opt,
+            "args": args,
+        }
+    return None
 
 
 class Opaque:
@@ -167,7 +243,7 @@ def encode_hook(session, v: Any, bufs: list[bytes]) -> dict:
         return {"$": wire.Tag.DTYPE, "v": str(v).replace("torch.", "")}
     if type(v) is torch.Size:
         return {"$": wire.Tag.TUPLE, "items": [int(s) for s in v]}
-    if isinstance(v, nn.Module) and (spec := module_spec(v, bufs)) is not None:
+    if (spec := live_spec(session, v, bufs)) is not None:
         return spec
     if isinstance(v, torch.Tensor):
         return wire.tensor_to_wire(torch, v.as_subclass(torch.Tensor), bufs)

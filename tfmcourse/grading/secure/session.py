@@ -62,6 +62,7 @@ class Session:
         self.pid = 0
         self.broken = self.finished = False
         self.remote: dict[int, Any] = {}  # trusted objects the worker may call back
+        self.live: dict[int, Any] = {}  # modules, optimizers, schedulers the worker keeps (proxy.live_spec)
         self.watchdog: memory.Watchdog | None = None
         self.max_bytes = max(64, sandbox.memory_mb) << 20
 
@@ -174,6 +175,35 @@ class Session:
             raise self._abort(f"the learner's process answered {reply['op'].value!r}")
         return None
 
+    def live_number(self, obj: Any, create: bool = True) -> int | None:
+        """The number the worker knows ``obj`` by (a new one if ``create``), or None."""
+        for n, o in self.live.items():
+            if o is obj:
+                return n
+        if not create:
+            return None
+        n = len(self.live) + 1
+        self.live[n] = obj
+        return n
+
+    def _apply_live(self, changes: Any) -> None:
+        """The call changed the parameters of modules the worker keeps: do the same to ours."""
+        if changes is None:
+            return
+        if not isinstance(changes, dict):
+            raise self._abort("the learner's process sent malformed data (parameters)")
+        for n, params in changes.items():
+            module = self.live.get(n)
+            ours = dict(module.named_parameters()) if isinstance(module, nn.Module) else None
+            if ours is None or not isinstance(params, dict) or set(params) != set(ours):
+                raise self._abort("the learner's process sent malformed data (parameters)")
+            for k, t in params.items():
+                if not (type(t) is torch.Tensor and t.dtype == ours[k].dtype and t.shape == ours[k].shape):
+                    raise self._abort("the learner's process sent malformed data (parameters)")
+            with torch.no_grad():
+                for k, t in params.items():
+                    ours[k].copy_(t)
+
     def call(self, hid: int, name: str, args: tuple, kwargs: dict) -> Any:
         """Call learner object ``hid``; its exceptions become check results, as in a notebook."""
         sent = wire.tensors_in(torch, (args, kwargs))
@@ -182,6 +212,7 @@ class Session:
         reply, value = self.answer()
         if reply["op"] == Kind.RESULT and isinstance(value, dict):
             self._apply_mutations(sent, reply.get("mutated"), value.get("mutated"))
+            self._apply_live(value.get("live"))
             return value.get("value")
         if reply["op"] == Kind.NOT_ATTEMPTED:
             raise ExerciseNotAttempted(f"{name}: not attempted yet ({str(reply.get('error'))[:2000]})")

@@ -70,6 +70,8 @@ class Tag(enum.StrEnum):
     HANDLE = "handle"  # a learner object living in the worker
     REMOTE = "remote"  # a trusted object living in the grader
     MODULE = "module"  # a standard torch.nn layer, rebuilt from its arguments and state
+    OPTIMIZER = "optimizer"  # a standard optimizer over a rebuilt module's parameters
+    SCHEDULER = "scheduler"  # a standard learning-rate scheduler of a rebuilt optimizer
 
 
 class ProtocolError(Exception):

@@ -33,6 +33,12 @@ Kind, Tag = wire.Kind, wire.Tag
 FD_IN = FD_OUT = -1
 HANDLES: dict[int, object] = {}  # learner objects the grader holds handles to
 ORIGINAL: dict[str, type] = {}  # torch.nn classes captured before any trap
+#: Objects a check keeps across calls (a module, its optimizer and scheduler), by the grader's number.
+LIVE: dict[int, object] = {}
+SEEN: list[int] = []  # the live modules the current call received
+#: The standard optimizers and schedulers a check may pass in (rebuilt here from their settings).
+OPTIMIZERS = ("SGD", "Adam", "AdamW")
+SCHEDULERS = ("LinearLR",)
 FORBIDDEN_OPS: dict = {}  # operators this exercise may not run: {"ops": [...], "why": ...}
 #: The standard layers a check may pass in (rebuilt here from their arguments and state).
 MODULE_TYPES = (
@@ -112,11 +118,23 @@ def send(kind: Kind, fields: dict | None = None, **payload) -> None:
 
 
 def build_module(d: dict, bufs):
-    """Rebuild a standard torch.nn layer from its type name, constructor arguments and state."""
+    """Rebuild a standard torch.nn layer from its type name, constructor arguments and state.
+
+    A module the grader numbered (``live``) is built once and kept: later calls load the state
+    they carry into the same object, so an optimizer bound to its parameters stays bound."""
     import torch
 
+    live = d.get("live")
+    if type(live) is int and isinstance(LIVE.get(live), ORIGINAL["Module"]):
+        module = LIVE[live]
+        state = {k: wire.tensor_from_wire(torch, v, bufs) for k, v in d.get("state", {}).items()}
+        with torch.no_grad():
+            module.load_state_dict(state, strict=True)
+        module.train(bool(d.get("training", False)))
+        SEEN.append(live)
+        return module
     cls = ORIGINAL.get(d.get("cls"))
-    if cls is None or d.get("cls") == "Module":
+    if cls is None or d.get("cls") in ("Module", *OPTIMIZERS, *SCHEDULERS):
         raise wire.ProtocolError(f"not a whitelisted module type: {d.get('cls')!r}")
     if d["cls"] == "Sequential":
         module = cls(*[decode(c, bufs) for c in d.get("children", [])])
@@ -127,7 +145,52 @@ def build_module(d: dict, bufs):
     with torch.no_grad():
         module.load_state_dict(state, strict=False)
     module.train(bool(d.get("training", False)))
+    if type(live) is int:
+        LIVE[live] = module
+        SEEN.append(live)
     return module
+
+
+def build_optimizer(d: dict):
+    """A standard optimizer over the parameters of live module ``d["module"]`` (kept by ``d["live"]``)."""
+    live = d.get("live")
+    if type(live) is int and live in LIVE:
+        return LIVE[live]
+    module = LIVE.get(d.get("module"))
+    if d.get("cls") not in OPTIMIZERS or not isinstance(module, ORIGINAL["Module"]) or type(live) is not int:
+        raise wire.ProtocolError(f"not a whitelisted optimizer: {d.get('cls')!r}")
+    hyper = {k: tuple(v) if isinstance(v, list) else v for k, v in d.get("hyper", {}).items()}
+    opt = ORIGINAL[d["cls"]](list(ORIGINAL["Module"].parameters(module)), **hyper)
+    if type(d.get("initial_lr")) is float:
+        opt.param_groups[0]["initial_lr"] = d["initial_lr"]
+    LIVE[live] = opt
+    return opt
+
+
+def build_scheduler(d: dict):
+    """A standard scheduler of live optimizer ``d["optimizer"]``, built as the grader's was: from
+    the optimizer's initial rate, so its first factor is applied once, here."""
+    live = d.get("live")
+    if type(live) is int and live in LIVE:
+        return LIVE[live]
+    opt = LIVE.get(d.get("optimizer"))
+    if d.get("cls") not in SCHEDULERS or opt is None or type(live) is not int:
+        raise wire.ProtocolError(f"not a whitelisted scheduler: {d.get('cls')!r}")
+    for group in opt.param_groups:
+        group["lr"] = group.get("initial_lr", group["lr"])
+    sched = ORIGINAL[d["cls"]](opt, **d.get("args", {}))
+    LIVE[live] = sched
+    return sched
+
+
+def live_changes(before: dict) -> dict:
+    """The parameters of the live modules this call received, for those the call changed."""
+    out = {}
+    for live, params in before.items():
+        now = dict(ORIGINAL["Module"].named_parameters(LIVE[live]))
+        if any(changed(now[k], p.dtype, tuple(p.shape), p) for k, p in params.items()):
+            out[live] = {k: v.detach() for k, v in now.items()}
+    return out
 
 
 def decode(value, bufs):
@@ -139,6 +202,10 @@ def decode(value, bufs):
             return wire.tensor_from_wire(torch, d, bufs)
         if tag == Tag.MODULE:
             return build_module(d, bufs)
+        if tag == Tag.OPTIMIZER:
+            return build_optimizer(d)
+        if tag == Tag.SCHEDULER:
+            return build_scheduler(d)
         if tag == Tag.REMOTE:
             return Remote(int(d["id"]))
         if tag == Tag.HANDLE:
@@ -186,11 +253,16 @@ def do_call(msg, bufs) -> None:
     import torch
 
     target = HANDLES.get(int(msg.get("id", 0)))
+    SEEN.clear()
     payload = decode(msg.get("payload"), bufs)
     args, kwargs = tuple(payload["args"]), dict(payload["kwargs"])
     before = [
         (t, t.dtype, tuple(t.shape), t.detach().clone()) for t in wire.tensors_in(torch, (args, kwargs))
     ]
+    live_before = {
+        live: {k: p.detach().clone() for k, p in ORIGINAL["Module"].named_parameters(LIVE[live])}
+        for live in dict.fromkeys(SEEN)
+    }
     banned = FORBIDDEN_OPS.get("ops")
     try:
         recorder = traps.op_recorder(FORBIDDEN_OPS) if banned else contextlib.nullcontext()
@@ -208,7 +280,11 @@ def do_call(msg, bufs) -> None:
         return
     try:
         mutated = [i for i, (t, dt, sh, b) in enumerate(before) if changed(t, dt, sh, b)]
-        payload = {"value": result, "mutated": [before[i][0] for i in mutated]}
+        payload = {
+            "value": result,
+            "mutated": [before[i][0] for i in mutated],
+            "live": live_changes(live_before),
+        }
         send(Kind.RESULT, {"mutated": mutated}, payload=payload)
     except Exception as exc:
         send(Kind.EXCEPTION, {"summary": f"its result cannot be graded ({summary(exc)})"[:4000]})
@@ -303,6 +379,8 @@ def zygote(argv: list[str]) -> None:
 
     torch.set_num_threads(1)
     ORIGINAL.update({name: getattr(torch.nn, name) for name in MODULE_TYPES})
+    ORIGINAL.update({name: getattr(torch.optim, name) for name in OPTIMIZERS})
+    ORIGINAL.update({name: getattr(torch.optim.lr_scheduler, name) for name in SCHEDULERS})
     with contextlib.suppress(Exception):  # orphans of learner code become our children (Linux)
         import ctypes
 
