@@ -761,3 +761,16 @@ def test_train_step_gets_one_model_optimizer_and_scheduler_across_the_checks_cal
     """)
     e = by_name(grade(write_notebook(tmp_path / "10_kept.ipynb", {"train_step": code})))["train_step"]
     assert e.status == "passed", e.message
+
+
+def test_online_softmax_attention_that_forms_the_whole_score_matrix_is_caught_out_of_process(tmp_path):
+    code = textwrap.dedent("""
+        import math
+
+        def online_softmax_attention(q, k, v, block_size):
+            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+            return torch.softmax(scores, dim=-1) @ v
+    """)
+    e = by_name(grade(write_notebook(tmp_path / "11_full.ipynb", {"online_softmax_attention": code})))
+    e = e["online_softmax_attention"]
+    assert e.status == "failed" and "score matrix was formed" in e.message, e.message

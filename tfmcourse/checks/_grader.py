@@ -4,7 +4,7 @@ In a notebook a check receives the learner's own function, class or module.
 Under ``tfmcourse grade --secure`` it receives a :class:`Remote` instead: a
 stand-in for an object that lives in another process. The helpers of
 :mod:`tfmcourse.checks._core` (``call``, ``load_weights``, ``count_parameters``,
-``set_mode``) accept both, so a check is written once. Only these five methods
+``set_mode``) accept both, so a check is written once. Only these six methods
 cross the boundary; nothing else of the learner's object is reachable.
 
 Grad mode travels with each call: a check that wants no autograd graph calls
@@ -27,6 +27,13 @@ class Remote:
     def grader_call(self, name: str, args: tuple, kwargs: dict) -> Any:
         """Call the learner's object with ``args``; raise ``CheckFailed``/``ExerciseNotAttempted``
         like :func:`tfmcourse.checks._core.call` does for a local one."""
+        raise NotImplementedError
+
+    def grader_call_watching(
+        self, name: str, args: tuple, kwargs: dict, shapes: list[tuple[int, int]]
+    ) -> tuple[Any, bool]:
+        """Like :meth:`grader_call`, and whether any torch operation of the call produced a tensor
+        whose last two dimensions are one of ``shapes`` (watched in the learner's process)."""
         raise NotImplementedError
 
     def grader_parameter_shapes(self) -> dict[str, torch.Size]:

@@ -192,6 +192,11 @@ class RemoteObject(Remote):
     def grader_call(self, name: str, args: tuple, kwargs: dict) -> Any:
         return self._session.call(self._id, name, args, kwargs)
 
+    def grader_call_watching(
+        self, name: str, args: tuple, kwargs: dict, shapes: list[tuple[int, int]]
+    ) -> tuple[Any, bool]:
+        return self._session.call(self._id, name, args, kwargs, watch=shapes)
+
     def grader_parameter_shapes(self) -> dict[str, torch.Size]:
         return self._session.module_op(self._id, self.grader_type_name, wire.Kind.PARAM_SHAPES)
 

@@ -204,16 +204,25 @@ class Session:
                 for k, t in params.items():
                     ours[k].copy_(t)
 
-    def call(self, hid: int, name: str, args: tuple, kwargs: dict) -> Any:
-        """Call learner object ``hid``; its exceptions become check results, as in a notebook."""
+    def call(self, hid: int, name: str, args: tuple, kwargs: dict, watch: list | None = None) -> Any:
+        """Call learner object ``hid``; its exceptions become check results, as in a notebook.
+
+        With ``watch`` (pairs of sizes), returns (value, whether any torch operation of the call
+        produced a tensor whose last two dimensions are one of the pairs)."""
         sent = wire.tensors_in(torch, (args, kwargs))
         fields = {"id": hid, "grad": torch.is_grad_enabled()}
+        if watch is not None:
+            fields["watch"] = [[int(a), int(b)] for a, b in watch]
         self.send(Kind.CALL, fields, payload={"args": tuple(args), "kwargs": dict(kwargs)})
         reply, value = self.answer()
         if reply["op"] == Kind.RESULT and isinstance(value, dict):
             self._apply_mutations(sent, reply.get("mutated"), value.get("mutated"))
             self._apply_live(value.get("live"))
-            return value.get("value")
+            if watch is None:
+                return value.get("value")
+            if type(reply.get("watched")) is not bool:
+                raise self._abort("the learner's process sent malformed data (watched shapes)")
+            return value.get("value"), reply["watched"]
         if reply["op"] == Kind.NOT_ATTEMPTED:
             raise ExerciseNotAttempted(f"{name}: not attempted yet ({str(reply.get('error'))[:2000]})")
         if reply["op"] == Kind.EXCEPTION:

@@ -249,6 +249,27 @@ def report_forbidden() -> bool:
     return bool(traps.VIOLATIONS)
 
 
+def shape_watch(shapes):
+    """A torch function mode noting whether an operation produced a tensor whose last two
+    dimensions are one of ``shapes`` (its ``seen``)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    wanted = {tuple(int(x) for x in s) for s in shapes}
+
+    class Watch(TorchFunctionMode):
+        seen = False
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor) and t.dim() >= 2 and tuple(t.shape[-2:]) in wanted:
+                    Watch.seen = True
+            return out
+
+    return Watch()
+
+
 def do_call(msg, bufs) -> None:
     import torch
 
@@ -264,9 +285,10 @@ def do_call(msg, bufs) -> None:
         for live in dict.fromkeys(SEEN)
     }
     banned = FORBIDDEN_OPS.get("ops")
+    watch = shape_watch(msg["watch"]) if isinstance(msg.get("watch"), list) else None
     try:
         recorder = traps.op_recorder(FORBIDDEN_OPS) if banned else contextlib.nullcontext()
-        with torch.set_grad_enabled(bool(msg.get("grad", True))), recorder:
+        with torch.set_grad_enabled(bool(msg.get("grad", True))), recorder, watch or contextlib.nullcontext():
             result = target(*args, **kwargs)
     except NotImplementedError as exc:
         if not report_forbidden():
@@ -285,7 +307,8 @@ def do_call(msg, bufs) -> None:
             "mutated": [before[i][0] for i in mutated],
             "live": live_changes(live_before),
         }
-        send(Kind.RESULT, {"mutated": mutated}, payload=payload)
+        fields = {"mutated": mutated} | ({"watched": bool(watch.seen)} if watch is not None else {})
+        send(Kind.RESULT, fields, payload=payload)
     except Exception as exc:
         send(Kind.EXCEPTION, {"summary": f"its result cannot be graded ({summary(exc)})"[:4000]})
 
