@@ -51,22 +51,22 @@ def _verdict(check, impl, seed: int) -> tuple[bool, str]:
 
 def _secure_verdicts(mutants, seed: int | None):
     """Grade each stand-alone mutant through the secure grader: {label: (passed, rejected by policy)}."""
-    from tests.test_secure_grading import _standalone, impl_source, write_notebook
-    from tfmcourse.grading import extract, secure
+    from tests.grading.builders import impl_source, standalone, write_notebook
+    from tfmcourse.grading.secure import extract, grade_notebook, policy
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, m in enumerate(mutants):
-            if not _standalone(m):
+            if not standalone(m):
                 continue
             src = impl_source(m.impl, m.exercise)
             ex = extract.extract([src])
-            policy = bool(extract.static_violations(ex, m.exercise, extract.closure(ex, m.exercise)))
+            rejected = bool(policy.static_violations(ex, m.exercise, extract.closure(ex, m.exercise)))
             path = write_notebook(
                 Path(tmp) / str(i) / f"{EXERCISES[m.exercise].lesson:02d}_m.ipynb", {m.exercise: src}
             )
-            r = {e.name: e for e in secure.grade_notebook(path, seed=seed).exercises}[m.exercise]
-            out[m.label] = (r.status == "passed", policy)
+            r = {e.name: e for e in grade_notebook(path, seed=seed).exercises}[m.exercise]
+            out[m.label] = (r.status == "passed", rejected)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.mutants import load_all
 from tfmcourse.checks import EXERCISES, CheckFailed, ExerciseNotAttempted
@@ -25,7 +26,7 @@ def test_check_accepts_correct_variant(mutant, capsys):
 
 @pytest.mark.parametrize("mutant", [m for m in CATALOGUE if not m.correct], ids=_id)
 def test_check_rejects_and_names_mistake(mutant):
-    with pytest.raises(CheckFailed) as info:
+    with pytest.raises(CheckFailed, match=mutant.exercise) as info:
         EXERCISES[mutant.exercise].check(mutant.impl)
     assert not isinstance(info.value, ExerciseNotAttempted)
     message = str(info.value)
@@ -40,7 +41,7 @@ def test_stub_is_not_attempted(name):
     def stub(*args, **kwargs):
         raise NotImplementedError(f"Exercise: {name}")
 
-    with pytest.raises(ExerciseNotAttempted):
+    with pytest.raises(ExerciseNotAttempted, match="not attempted"):
         EXERCISES[name].check(stub)
 
 
@@ -53,9 +54,25 @@ def test_every_exercise_has_a_catalogue(name):
     )
 
 
+def _outcome(check, impl, seed: int, global_seed: int, capsys) -> str:
+    """What a learner sees from one run of a check: its ✓ line or its failure message."""
+    torch.manual_seed(global_seed)  # a check must not depend on the global RNG
+    try:
+        check(impl, seed=seed)
+    except CheckFailed as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return capsys.readouterr().out
+
+
 @pytest.mark.parametrize("name", sorted(EXERCISES))
 def test_checks_are_deterministic_and_accept_other_seeds(name, capsys):
-    """The check of the reference passes for the default and for other seeds (secure grading)."""
-    reference = EXERCISES[name].reference_impl()
+    """Two runs with one seed say exactly the same thing (whatever the global RNG), for the reference
+    and for wrong implementations; the reference passes for other seeds too (secure grading)."""
+    check, reference = EXERCISES[name].check, EXERCISES[name].reference_impl()
+    wrong = [m.impl for m in CATALOGUE if m.exercise == name and not m.correct][:2]
+    for impl in [reference, *wrong]:
+        first = _outcome(check, impl, 12345, global_seed=1, capsys=capsys)
+        assert first, "a check either prints its ✓ line or raises"
+        assert _outcome(check, impl, 12345, global_seed=2, capsys=capsys) == first
     for seed in (0, 1, 12345):
-        EXERCISES[name].check(reference, seed=seed)
+        assert _outcome(check, reference, seed, global_seed=seed, capsys=capsys).startswith("✓ ")

@@ -1,8 +1,13 @@
-"""The ``tfmcourse`` command: ``build``, ``grade``, ``export``, ``run``, ``lab``, ``progress``, ``translate``."""
+"""The ``tfmcourse`` command: ``build``, ``grade``, ``export``, ``run``, ``lab``, ``progress``, ``translate``.
+
+Each subcommand is a ``_name(args) -> exit status`` function registered in
+:func:`parser`; argparse stays here, the library gets plain values.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -33,13 +38,103 @@ def _translate(args) -> int:
 def _grade(args) -> int:
     if args.roster or args.lms_csv:
         return _grade_for_lms(args)
-    if args.secure:
-        from tfmcourse.grading import secure
+    return _grade_secure(args) if args.secure else _grade_plain(args)
 
-        return secure.main(args)
-    from tfmcourse.grading import nbgrade
 
-    return nbgrade.main(args)
+def _grade_plain(args) -> int:
+    """Run each notebook top to bottom in a fresh kernel; exit 2 if one could not be graded or run."""
+    from tfmcourse.grading import kernel
+    from tfmcourse.grading.report import render_table, write_json
+
+    folders = [p for p in args.paths if Path(p).is_dir()]
+    if folders:
+        print(
+            f"tfmcourse grade: {folders[0]} is a folder; grading a class folder needs --secure "
+            "(tfmcourse grade --secure FOLDER)",
+            file=sys.stderr,
+        )
+        return 2
+    timeout = args.timeout or kernel.DEFAULT_CELL_TIMEOUT
+    reports = [kernel.grade_notebook(p, timeout=timeout) for p in args.paths]
+    print(render_table(reports), end="")
+    if args.json:
+        write_json(args.json, [r.to_dict() for r in reports])
+    return 2 if any(r.error for r in reports) else 0
+
+
+def _grade_secure(args) -> int:
+    """Grade notebooks or class folders out of process; exit 2 if nothing (or a named file) could be graded."""
+    from tfmcourse.grading import gradebook
+    from tfmcourse.grading.report import NotebookReport, render_table, write_json
+    from tfmcourse.grading.secure import Settings, grade_many, isolation, new_seed
+    from tfmcourse.grading.secure.sandbox import DEFAULT_MEMORY, DEFAULT_TIMEOUT
+
+    def fail(message: str) -> int:
+        print(f"tfmcourse grade --secure: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        submissions = gradebook.collect(args.paths)
+    except FileNotFoundError as exc:
+        return fail(str(exc))
+    if not submissions:
+        return fail("nothing to grade")
+    folders = [Path(p).resolve() for p in args.paths if Path(p).is_dir()]
+    csv_path, json_path = args.csv, args.json
+    if folders and not csv_path and not json_path:
+        csv_path, json_path = "gradebook.csv", "gradebook.json"
+    for out in (csv_path, json_path):
+        if out and any(Path(out).resolve().is_relative_to(f) for f in folders):
+            return fail(f"refusing to write {out} inside the graded folder (nothing in it is ever modified)")
+    hide = {str(f) for f in folders} | {
+        str(Path(p).resolve().parent) for p in args.paths if Path(p).is_file()
+    }
+    try:
+        mode, isolation_note = isolation.resolve(args.isolation, tuple(sorted(hide)))
+    except isolation.IsolationUnavailable as exc:
+        return fail(f"--isolation bwrap: {exc}")
+    print(isolation_note, file=sys.stderr)
+    settings = Settings(
+        seed=new_seed() if args.seed is None else args.seed,
+        timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
+        memory=DEFAULT_MEMORY if args.memory is None else args.memory,
+        jobs=args.jobs or min(4, os.cpu_count() or 1),
+        isolation=mode,
+        hide=tuple(sorted(hide)),
+    )
+    gradeable = [(s.path, s.display) for s in submissions if s.problem is None]
+    reports = dict(zip((d for _, d in gradeable), grade_many(gradeable, settings)))
+    for s in submissions:
+        if s.problem is not None:
+            reports[s.display] = NotebookReport(path=s.display, error=s.problem)
+    graded = [(s.student, reports[s.display]) for s in submissions]
+    lessons = gradebook.assignment(graded, args.lesson)
+    if folders and not args.lesson:
+        print(
+            f"no --lesson given: grading lessons {', '.join(map(str, lessons))} (every lesson someone "
+            "handed in); pass --lesson N for each lesson of the assignment to fix its maximum",
+            file=sys.stderr,
+        )
+    if not folders or len(graded) <= 8:
+        sys.stdout.write(render_table([r for _, r in graded]))
+    else:
+        sys.stdout.write(gradebook.render_summary(graded, lessons))
+    print(
+        f"(secure mode: hidden seed {settings.seed}; limits {settings.timeout:g} s and {settings.memory} MiB "
+        f"per exercise; {isolation_note})"
+    )
+    if json_path:
+        notebooks = [{"student": s, **r.to_dict()} for s, r in graded]
+        assignment = {"lessons": lessons, "max_points": gradebook.maxima(lessons)}
+        write_json(json_path, notebooks, secure=settings.to_dict(), assignment=assignment)
+        print(f"details written to {json_path}")
+    if csv_path:
+        gradebook.write_csv(graded, csv_path, lessons)
+        print(f"gradebook written to {csv_path}")
+    named = {str(Path(p)) for p in args.paths if Path(p).is_file()}
+    if all(r.error for _, r in graded) or any(r.error and r.path in named for _, r in graded):
+        return 2
+    return 0
 
 
 def _grade_for_lms(args) -> int:
@@ -49,7 +144,6 @@ def _grade_for_lms(args) -> int:
 
     from tfmcourse.export import lms
     from tfmcourse.export.bundle import write_json
-    from tfmcourse.grading import secure
 
     if not (args.secure and args.roster and args.lms_csv):
         print("tfmcourse grade: --roster and --lms-csv go together, with --secure", file=sys.stderr)
@@ -71,7 +165,7 @@ def _grade_for_lms(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         kept = args.json
         args.json = kept or str(Path(tmp) / "report.json")
-        status = secure.main(args)
+        status = _grade_secure(args)
         try:
             report = json.loads(Path(args.json).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -228,7 +322,20 @@ def parser() -> argparse.ArgumentParser:
         help="grade out of process against hidden randomised inputs (see the instructor guide)",
     )
     g.add_argument("--csv", metavar="FILE", help="--secure: write a gradebook, one row per student")
+    g.add_argument(
+        "--lesson",
+        type=int,
+        action="append",
+        metavar="N",
+        help="--secure: a lesson of the assignment (repeat for several); fixes every student's maximum",
+    )
     g.add_argument("--jobs", type=int, default=None, help="--secure: submissions graded in parallel")
+    g.add_argument(
+        "--isolation",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="--secure: run learner code inside bubblewrap (auto: when it works; bwrap: refuse otherwise)",
+    )
     g.add_argument("--memory", type=int, default=None, help="--secure: memory limit per exercise, in MiB")
     g.add_argument(
         "--seed",
@@ -311,6 +418,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # file names need not be valid UTF-8: print them escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     return int(args.func(args) or 0)
 
 

@@ -4,13 +4,10 @@
   timing, machine-specific kernel metadata (and, on request, outputs).
 - :func:`execute` runs a notebook top to bottom (Restart & Run All) and saves
   it clean: how a lesson's committed figures are refreshed.
-- :func:`from_script` turns a percent-format script (``# %%`` code cells,
-  ``# %% [markdown]`` cells) into a notebook: a convenient way to draft one.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nbformat
@@ -20,8 +17,13 @@ NB_VERSION = 4
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
+def reads(text: str) -> nbformat.NotebookNode:
+    """The notebook in ``text`` (nbformat's errors for anything that is not one)."""
+    return nbformat.reads(text, as_version=NB_VERSION)
+
+
 def read(path: str | Path) -> nbformat.NotebookNode:
-    return nbformat.read(str(path), as_version=NB_VERSION)
+    return reads(Path(path).read_text(encoding="utf-8"))
 
 
 def dumps(nb: nbformat.NotebookNode) -> str:
@@ -82,40 +84,3 @@ def execute(path: str | Path, *, timeout: int = 600, save: bool = True) -> nbfor
     if save:
         write(nb, path)
     return nb
-
-
-_CELL_START = re.compile(r"^# %%(?P<md>\s*\[markdown\])?\s*(?P<tags>\{.*\})?\s*$")
-
-
-def from_script(text: str) -> nbformat.NotebookNode:
-    """Build a notebook from a percent-format script.
-
-    ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose
-    lines drop their leading ``# ``. Trailing blank lines of a cell are dropped.
-    """
-    nb = nbformat.v4.new_notebook()
-    kind, lines = None, []
-
-    def flush():
-        if kind is None:
-            return
-        while lines and not lines[-1].strip():
-            lines.pop()
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        if kind == "markdown":
-            src = "\n".join(l[2:] if l.startswith("# ") else l.lstrip("#") for l in lines)
-            nb.cells.append(nbformat.v4.new_markdown_cell(src))
-        else:
-            nb.cells.append(nbformat.v4.new_code_cell("\n".join(lines)))
-
-    for line in text.splitlines():
-        m = _CELL_START.match(line)
-        if m:
-            flush()
-            kind, lines = ("markdown" if m.group("md") else "code"), []
-        elif kind is not None:
-            lines.append(line)
-    flush()
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
-    return clean(nb)

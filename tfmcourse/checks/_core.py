@@ -53,6 +53,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tfmcourse.checks._grader import is_remote
 from tfmcourse.checks._i18n import N_, tr
 
 # Distinct odd sizes (DESIGN.md §4): a transposed axis fails loudly.
@@ -201,26 +202,33 @@ def _summary(exc: BaseException) -> str:
 
 
 def call(name: str, impl: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's implementation, turning its exceptions into check results."""
-    if getattr(type(impl), "__tfm_remote__", False):  # secure grading: the code runs in another process
-        no_grad = kwargs.pop("_no_grad", False)
-        return impl.__tfm_call__(name, args, kwargs, no_grad=no_grad)
-    if not callable(impl):
-        raise CheckFailed(
-            tr("{name}: expected a function or class, got {type}", name=name, type=type(impl).__name__)
-        )
-    try:
-        with torch.no_grad() if kwargs.pop("_no_grad", False) else contextlib.nullcontext():
+    """Call the learner's implementation, turning its exceptions into check results.
+
+    ``impl`` is the learner's object or, under the secure grader, a
+    :class:`~tfmcourse.checks._grader.Remote` standing for it. ``_no_grad=True``
+    is shorthand for calling inside ``torch.no_grad()``.
+    """
+    no_grad = kwargs.pop("_no_grad", False)
+    with torch.no_grad() if no_grad else contextlib.nullcontext():
+        if is_remote(impl):  # secure grading: the code runs in another process
+            return impl.grader_call(name, args, kwargs)
+        if not callable(impl):
+            raise CheckFailed(
+                tr("{name}: expected a function or class, got {type}", name=name, type=type(impl).__name__)
+            )
+        try:
             return impl(*args, **kwargs)
-    except NotImplementedError as exc:
-        raise ExerciseNotAttempted(tr("{name}: not attempted yet ({error})", name=name, error=exc)) from None
-    except CheckFailed:
-        raise
-    except Exception as exc:  # the learner's code crashed: say where, don't show our traceback
-        failure = CheckFailed(tr("{name}: calling it raised {error}", name=name, error=_summary(exc)))
-        failure.learner_error = exc  # shown with the learner's frames only
-        failure.learner_summary = f"{type(exc).__name__}: {exc}"  # the same in every language
-        raise failure from None
+        except NotImplementedError as exc:
+            raise ExerciseNotAttempted(
+                tr("{name}: not attempted yet ({error})", name=name, error=exc)
+            ) from None
+        except CheckFailed:
+            raise
+        except Exception as exc:  # the learner's code crashed: say where, don't show our traceback
+            failure = CheckFailed(tr("{name}: calling it raised {error}", name=name, error=_summary(exc)))
+            failure.learner_error = exc  # shown with the learner's frames only
+            failure.learner_summary = f"{type(exc).__name__}: {exc}"  # the same in every language
+            raise failure from None
 
 
 def _fmt(t: Tensor, n: int = 6) -> str:
@@ -525,14 +533,15 @@ def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], name: str 
 
     Checks never rely on the order a learner created layers in or on the global
     RNG: every parameter the check cares about is loaded through here, by the
-    submodule names in SPEC.md. A missing or wrongly shaped parameter is a
+    submodule names of the exercise's contract. A missing or wrongly shaped parameter is a
     ``CheckFailed`` that names it.
     """
-    remote = getattr(type(module), "__tfm_remote__", False)  # secure grading: the module is elsewhere
-    params = module.__tfm_parameters__() if remote else dict(module.named_parameters())
-    label = name or (module.__tfm_type_name__ if remote else type(module).__name__)
+    remote = is_remote(module)  # secure grading: the module is in another process
+    params = dict(module.named_parameters()) if not remote else {}
+    shapes = module.grader_parameter_shapes() if remote else {k: p.shape for k, p in params.items()}
+    label = name or (module.grader_type_name if remote else type(module).__name__)
     for key, value in weights.items():
-        if key not in params:
+        if key not in shapes:
             sub = key.rsplit(".", 1)[0]
             raise CheckFailed(
                 tr(
@@ -541,36 +550,37 @@ def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], name: str 
                     name=label,
                     key=key,
                     sub=sub,
-                    params=sorted(params),
+                    params=sorted(shapes),
                 )
             )
-        if tuple(params[key].shape) != tuple(value.shape):
+        if tuple(shapes[key]) != tuple(value.shape):
             raise CheckFailed(
                 tr(
                     "{name}: parameter {key!r} has shape {got}, expected {expected}",
                     name=label,
                     key=key,
-                    got=tuple(params[key].shape),
+                    got=tuple(shapes[key]),
                     expected=tuple(value.shape),
                 )
             )
-        if remote:
-            continue
-        with torch.no_grad():
-            params[key].copy_(value)
     if remote:
-        module.__tfm_load__(weights)
+        module.grader_load(weights)
+        return
+    with torch.no_grad():
+        for key, value in weights.items():
+            params[key].copy_(value)
 
 
 def count_parameters(module: torch.nn.Module) -> int:
     """Number of parameters of a learner's module (checks use this, not ``.parameters()`` directly)."""
-    if getattr(type(module), "__tfm_remote__", False):
-        return module.__tfm_count_parameters__()
+    if is_remote(module):
+        return module.grader_count_parameters()
     return sum(p.numel() for p in module.parameters())
 
 
 def set_mode(module: torch.nn.Module, training: bool) -> None:
     """Put a learner's module in train or eval mode."""
-    if getattr(type(module), "__tfm_remote__", False):
-        return module.__tfm_set_mode__(training)
+    if is_remote(module):
+        module.grader_set_mode(training)
+        return
     module.train(training)

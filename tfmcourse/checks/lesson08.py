@@ -448,8 +448,7 @@ def _build(name, cls, weights, count, norm_first=None, what=""):
     args = (D, DFF) if norm_first is None else (D, H, DFF)
     kwargs = dict(dropout=0.1) if norm_first is None else dict(dropout=0.1, norm_first=norm_first)
     layer = call(name, cls, *args, **kwargs)
-    remote = getattr(type(layer), "__tfm_remote__", False)  # secure grading: a proxy for the learner's module
-    if not remote and not isinstance(layer, torch.nn.Module):
+    if not isinstance(layer, torch.nn.Module):  # in secure grading a learner's module is a RemoteModule
         raise CheckFailed(
             tr(
                 "{name}: {name}(...) should build an nn.Module (subclass nn.Module and call super().__init__() first), got {layer_type}",

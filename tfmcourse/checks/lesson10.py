@@ -633,29 +633,24 @@ def check_next_token_distribution(next_token_distribution, *, seed: int = 0) -> 
 # ---------------------------------------------------------------- checks: train_step
 
 
-class _TinyLM(torch.nn.Module):
-    """A small causal model: embedding, one causal mixing layer, output projection."""
-
-    def __init__(self, V: int, D: int, g: torch.Generator):
-        super().__init__()
-        self.embed = torch.nn.Parameter(torch.randn(V, D, generator=g) * 0.5)
-        self.mix = torch.nn.Parameter(torch.randn(D, D, generator=g) * 0.3)
-        self.out = torch.nn.Parameter(torch.randn(D, V, generator=g) * 0.5)
-        self.bias = torch.nn.Parameter(torch.randn(V, generator=g) * 0.1)
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        x = self.embed[tokens]  # (B, T, D)
-        T = tokens.shape[1]
-        causal = torch.ones(T, T).tril() / torch.arange(1, T + 1)[:, None]  # mean of the prefix
-        h = torch.tanh(x + (causal @ x) @ self.mix)  # (B, T, D)
-        return h @ self.out + self.bias  # (B, T, V)
+def _tiny_lm(V: int, D: int, g: torch.Generator) -> torch.nn.Sequential:
+    """A small language model of standard layers (so secure grading can rebuild it in the
+    learner's process): embedding, a tanh layer, output projection; (B, T) -> (B, T, V)."""
+    model = torch.nn.Sequential(
+        torch.nn.Embedding(V, D), torch.nn.Linear(D, D), torch.nn.Tanh(), torch.nn.Linear(D, V)
+    )
+    scales = {"0.weight": 0.5, "1.weight": 0.3, "1.bias": 0.1, "3.weight": 0.5, "3.bias": 0.1}
+    with torch.no_grad():
+        for k, p in model.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scales[k])
+    return model
 
 
 def _ts_setup(seed: int):
     g = generator(seed)
     V, D = int(torch.randint(7, 12, (1,), generator=g)), 6
     pad_id = int(torch.randint(1, V, (1,), generator=g))  # not 0: a hard-coded 0 fails
-    model = _TinyLM(V, D, g)
+    model = _tiny_lm(V, D, g)
     B, T = 4, int(torch.randint(6, 10, (1,), generator=g))
     batches = []
     for _ in range(2):
@@ -673,9 +668,8 @@ def _ts_run(impl, seed: int, name: str | None):
     """Two calls of ``impl`` on a fresh model: returns the losses and the parameters after each call."""
     model, batches, pad_id, clip = _ts_setup(seed)
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / 3
-    )  # warm-up: the rate changes every step
+    # warm-up: the rate is 1/3, then 2/3 of 0.5, changing every step
+    sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / 3, end_factor=1.0, total_iters=2)
     losses, params = [], []
     for i, tokens in enumerate(batches):
         kw = {"max_grad_norm": clip} if i == 0 else {}

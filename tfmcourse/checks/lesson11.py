@@ -29,6 +29,7 @@ from tfmcourse.checks._core import (
     randn,
     require,
 )
+from tfmcourse.checks._grader import is_remote
 from tfmcourse.checks._i18n import tr
 
 # ---------------------------------------------------------------- known mistakes: attend_with_cache
@@ -275,6 +276,17 @@ class _ScoreMatrixProbe(TorchFunctionMode):
         return out
 
 
+def _call_watching_scores(name: str, impl, q: Tensor, k: Tensor, v: Tensor, block_size: int):
+    """(the output, whether the call formed a (T, S) or (S, T) tensor), in process or out."""
+    T, S = q.shape[-2], k.shape[-2]
+    if is_remote(impl):  # secure grading: the learner's process watches its own operations
+        return impl.grader_call_watching(name, (q, k, v, block_size), {}, [(T, S), (S, T)])
+    probe = _ScoreMatrixProbe(T, S)
+    with probe:
+        got = call(name, impl, q, k, v, block_size)
+    return got, probe.seen
+
+
 def _huge_scores(g: torch.Generator, B: int, T: int, S: int, d: int, sign: float):
     """q, k whose scores are about sign·1e4 ± a few hundred, each query's top score 50 clear of the next."""
     while True:
@@ -326,15 +338,12 @@ def check_online_softmax_attention(online_softmax_attention, *, seed: int = 0) -
             )
         )
     huge = {c[0] for c in cases[-2:]}  # the two cases with scores near ±1e4
-    remote = getattr(type(online_softmax_attention), "__tfm_remote__", False)
     for label, qq, kk, vv, bs in cases:
         inputs = [t.clone() for t in (qq, kk, vv)]
-        probe = _ScoreMatrixProbe(qq.shape[-2], kk.shape[-2])
-        if remote or bs >= kk.shape[-2]:
-            got = call(name, online_softmax_attention, qq, kk, vv, bs)
+        if bs >= kk.shape[-2]:
+            got, formed = call(name, online_softmax_attention, qq, kk, vv, bs), False
         else:
-            with probe:
-                got = call(name, online_softmax_attention, qq, kk, vv, bs)
+            got, formed = _call_watching_scores(name, online_softmax_attention, qq, kk, vv, bs)
         require(
             all(torch.equal(a, b2) for a, b2 in zip((qq, kk, vv), inputs)),
             name,
@@ -356,7 +365,7 @@ def check_online_softmax_attention(online_softmax_attention, *, seed: int = 0) -
         assert_close(
             name, got, expected, case=tr("with {label}", label=tr(label)), mistake_args=(qq, kk, vv, bs)
         )
-        if probe.seen:
+        if formed:
             raise CheckFailed(
                 tr(
                     "{name}: the values are right, but the whole (T, S) = ({n_queries}, {n_keys}) score matrix was formed ({label}). The point of the exercise is to touch only one block of block_size keys at a time: compute q @ k_blockᵀ inside the loop over blocks.",

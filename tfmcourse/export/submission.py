@@ -147,7 +147,7 @@ def match_lessons(notebooks: list[Path], config: GraderConfig) -> tuple[dict[int
 
 def grading_deadline(config: GraderConfig) -> float:
     """Seconds the whole grading run may take: start-up plus every exercise at twice its limit."""
-    from tfmcourse.grading.sandbox import DEFAULT_TIMEOUT
+    from tfmcourse.grading.secure.sandbox import DEFAULT_TIMEOUT
 
     per = DEFAULT_TIMEOUT if config.timeout is None else config.timeout
     return 30 + 2 * per * len(lesson_exercises(config.lessons))
@@ -237,8 +237,9 @@ def grade_upload(
             )
             for nb in report.get("notebooks", []):
                 uploaded = staged.get(nb.get("path"), nb.get("path"))
-                if nb.get("error"):
+                if nb.get("error"):  # its exercises are listed too, each with the same error
                     upload.unreadable[uploaded] = str(nb["error"])
+                    continue
                 for ex in nb.get("exercises", []):
                     results.setdefault(ex["name"], ex)
 

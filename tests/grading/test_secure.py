@@ -1,129 +1,41 @@
-"""`tfmcourse grade --secure`: correct code passes out of process, cheating scores zero.
-
-Notebooks are generated with nbformat from the implementations in tests/mutants
-(their source, via inspect), so these tests cover every exercise that exists.
-"""
+"""`tfmcourse grade --secure`: correct code passes out of process, cheating scores zero."""
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 
-from tests.mutants import load_all
-from tfmcourse.checks import EXERCISES
-from tfmcourse.grading import extract, sandbox, secure
+from tests.grading.builders import (
+    EXERCISES,
+    LESSONS,
+    ROOT,
+    by_name,
+    correct_impls,
+    digest,
+    grade,
+    impl_source,
+    lesson_names,
+    nb_name,
+    stub_source,
+    write_notebook,
+    wrong_impls,
+)
+from tfmcourse.grading.secure import policy
 
-ROOT = Path(__file__).resolve().parent.parent
-CATALOGUE = load_all()
+pytestmark = pytest.mark.slow  # every test here starts the grading sandbox
+
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9]*.ipynb"))
 EXERCISE_NBS = sorted((ROOT / "exercises").glob("[0-9]*.ipynb"))
 SEED = 4242  # a fixed hidden seed where the test needs a reproducible result
-
-
-# ----------------------------------------------------------------------------- building notebooks
-
-
-def _standalone(m) -> bool:
-    """The implementation is a top-level def/class of its catalogue module (its source stands alone)."""
-    return getattr(inspect.getmodule(m.impl), m.impl.__name__, None) is m.impl
-
-
-def impl_source(func, as_name: str) -> str:
-    """Source of ``func`` (plus the module's imports and the helpers it uses), bound to ``as_name``."""
-    tree = ast.parse(inspect.getsource(inspect.getmodule(func)))
-    top = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    todo, needed = [func.__name__], []
-    while todo:
-        n = todo.pop()
-        if n in needed or n not in top:
-            continue
-        needed.append(n)
-        todo += [x.id for x in ast.walk(top[n]) if isinstance(x, ast.Name)]
-    imports = [
-        ast.unparse(n)
-        for n in tree.body
-        if isinstance(n, (ast.Import, ast.ImportFrom))
-        and not (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("tests"))
-    ]
-    defs = []
-    for n in tree.body:
-        if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in needed:
-            n.decorator_list = []
-            defs.append(ast.unparse(n))
-    alias = "" if func.__name__ == as_name else f"\n\n{as_name} = {func.__name__}\n"
-    return "\n".join(imports) + "\n\n\n" + "\n\n\n".join(defs) + alias
-
-
-def stub_source(name: str) -> str:
-    return f'def {name}(*args, **kwargs):\n    raise NotImplementedError("Exercise: {name}")\n'
-
-
-def write_notebook(path: Path, codes: dict[str, str], extra_cells: list[str] = (), head: str = "") -> Path:
-    """A notebook shaped like the course's: imports, then per exercise a code cell and its check cell."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_markdown_cell("# generated for a test"))
-    checks = ", ".join(f"check_{n}" for n in codes)
-    nb.cells.append(nbformat.v4.new_code_cell(f"import torch\n{head}from tfmcourse.checks import {checks}"))
-    for cell in extra_cells:
-        nb.cells.append(nbformat.v4.new_code_cell(cell))
-    for name, src in codes.items():
-        nb.cells.append(nbformat.v4.new_code_cell(src))
-        nb.cells.append(nbformat.v4.new_code_cell(f"check_{name}({name})"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
-    return path
-
-
-def _lesson_names(lesson: int) -> list[str]:
-    return [n for n, e in EXERCISES.items() if e.lesson == lesson]
-
-
-def correct_impls(name: str) -> list:
-    """Correct catalogue implementations that secure mode must accept (not using a forbidden built-in)."""
-    out = []
-    for m in CATALOGUE:
-        if m.exercise == name and m.correct and _standalone(m):
-            src = impl_source(m.impl, name)
-            ex = extract.extract([src])
-            if not extract.static_violations(ex, name, extract.closure(ex, name)):
-                out.append(m)
-    return out
-
-
-def wrong_impls(name: str) -> list:
-    return [m for m in CATALOGUE if m.exercise == name and not m.correct and _standalone(m)]
-
-
-LESSONS = sorted({e.lesson for n, e in EXERCISES.items() if correct_impls(n)})
-
-
-def nb_name(lesson: int, label: str) -> str:
-    return f"{lesson:02d}_{label}.ipynb"
-
-
-def grade(path, **kw):
-    kw.setdefault("seed", None)
-    kw.setdefault("timeout", 20)
-    return secure.grade_notebook(path, **kw)
-
-
-def by_name(report):
-    return {e.name: e for e in report.exercises}
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- correct and unfilled
@@ -132,7 +44,7 @@ def digest(path: Path) -> str:
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_generated_solution_notebook_gets_full_marks(lesson, tmp_path):
     """Every exercise of the lesson, written independently of tfmcourse, passes on a random hidden seed."""
-    codes = {n: impl_source(correct_impls(n)[0].impl, n) for n in _lesson_names(lesson) if correct_impls(n)}
+    codes = {n: impl_source(correct_impls(n)[0].impl, n) for n in lesson_names(lesson) if correct_impls(n)}
     path = write_notebook(tmp_path / nb_name(lesson, "solution"), codes)
     before = digest(path)
     report = grade(path)
@@ -161,7 +73,7 @@ def test_every_correct_variant_passes_and_every_wrong_one_fails_in_secure_mode(t
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_unfilled_notebook_scores_zero_not_attempted(lesson, tmp_path):
     path = write_notebook(
-        tmp_path / nb_name(lesson, "exercise"), {n: stub_source(n) for n in _lesson_names(lesson)}
+        tmp_path / nb_name(lesson, "exercise"), {n: stub_source(n) for n in lesson_names(lesson)}
     )
     report = grade(path)
     assert report.exercises and report.score == 0
@@ -359,13 +271,6 @@ def test_the_torch_builtin_the_exercise_asks_for_is_rejected(tmp_path, how):
     assert "torch.nn.functional.scaled_dot_product_attention" in e.reason, e.reason
 
 
-def test_forbidden_table_names_real_torch_objects():
-    for name, entries in extract.FORBIDDEN.items():
-        assert name in EXERCISES or not EXERCISES, name
-        for f in entries:
-            assert extract._resolve(f.qualname) is not None, f"{name}: {f.qualname} does not exist in torch"
-
-
 # ----------------------------------------------------------------------------- limits
 
 
@@ -459,16 +364,6 @@ def test_cli_json_has_the_grade_format_plus_a_reason(tmp_path):
     assert nb["score"] == EXERCISES["causal_mask"].points and all(e["reason"] for e in ex.values())
 
 
-def test_no_pickle_on_the_wire():
-    """The wire format is JSON + raw bytes; neither side imports pickle for it."""
-    for mod in (secure, sandbox, extract, sys.modules["tfmcourse.grading._child"]):
-        src = Path(mod.__file__).read_text()
-        assert "pickle" not in src.replace("never pickle", "").replace("no pickle", "").replace(
-            "never unpickles", ""
-        ), mod.__name__
-    assert os.path.basename(secure._child.__file__) == "_child.py"
-
-
 # ----------------------------------------------------------------------------- earlier lessons' references
 
 
@@ -513,7 +408,7 @@ def test_a_later_lesson_may_use_an_earlier_reference_but_not_its_own(tmp_path):
     path = write_notebook(tmp_path / "08_ref.ipynb", {"EncoderLayer": own})
     e = by_name(grade(path))["EncoderLayer"]
     assert e.status == "failed" and "tfmcourse.transformer.EncoderLayer" in e.reason
-    allowed, banned = extract.course_policy("EncoderLayer")
+    allowed, banned = policy.course_policy("EncoderLayer")
     assert "tfmcourse.attention.MultiHeadAttention" in allowed
     assert "tfmcourse.transformer.EncoderLayer" in banned and "tfmcourse.transformer.FeedForward" in banned
 
@@ -555,8 +450,6 @@ def test_processes_started_by_learner_code_are_killed(tmp_path):
     assert e.status == "passed", e.message
     started = [int(x) for x in pids.read_text().split()]
     assert started
-    import time
-
     time.sleep(0.5)
     assert not [p for p in started if _alive(p)], "a process the learner started outlived grading"
 
@@ -587,18 +480,310 @@ def test_the_model_given_to_greedy_decode_can_be_used_but_not_reconfigured(tmp_p
         assert e.status == "failed" and "load_state_dict() may not be called" in e.message, e.message
 
 
-def test_extraction_keeps_only_imports_and_definitions():
-    cells = [
-        "%%time\nimport torch\n!ls\nimport torch.nn.functional as F\nfrom tfmcourse import viz\n"
-        "def f(x):\n    return x\nf(1)\ntorch.allclose = lambda *a, **k: True\n",
-        "%%bash\necho hi",
-        "%matplotlib inline\nEPS = 1e-5\nalias = f\nsq = lambda x: x * x\nmodel = torch.nn.Linear(2, 2)\n"
-        "class A:\n    pass\nfor i in range(3):\n    print(i)\n",
-    ]
-    ex = extract.extract(cells)
-    assert sorted(ex.defs) == ["A", "EPS", "alias", "f", "sq"]
-    assert [u.source.strip() for u in ex.imports] == ["import torch", "import torch.nn.functional as F"]
-    assert ex.course_names == {"viz": "tfmcourse.viz"} and ex.aliases["F"] == "torch.nn.functional"
-    # line numbers inside a cell are kept, so messages quote the learner's own line
-    assert ex.defs["f"][0].source.split("\n")[5] == "def f(x):"
-    assert [u.cell for u in extract.closure(ex, "alias")] == [0, 2]
+# ----------------------------------------------------------------------------- the channel
+
+
+def test_nothing_from_the_learner_is_ever_unpickled(tmp_path, monkeypatch):
+    """Grading works with every unpickler disabled, and an object built to run code on unpickling is
+    reported by its type name only."""
+    import pickle
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the grader unpickled something")
+
+    for name in ("loads", "load", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    marker = tmp_path / "unpickled"
+    code = textwrap.dedent(f"""
+        import os
+
+        class Payload:
+            def __reduce__(self):
+                return (os.system, ("touch {marker}",))
+
+        def causal_mask(T):
+            return Payload()
+    """)
+    ok = impl_source(correct_impls("padding_mask")[0].impl, "padding_mask")
+    r = by_name(
+        grade(write_notebook(tmp_path / "06_pickle.ipynb", {"causal_mask": code, "padding_mask": ok}))
+    )
+    assert r["causal_mask"].status == "failed" and "Payload" in r["causal_mask"].message
+    assert r["padding_mask"].status == "passed"
+    assert not marker.exists()
+
+
+def test_garbage_on_the_channel_costs_only_that_exercise(tmp_path):
+    """Learner code writing a forged frame to every descriptor it has: that exercise fails, the next passes."""
+    code = textwrap.dedent("""
+        import os
+        import pickle
+
+        def causal_mask(T):
+            junk = pickle.dumps({"op": "result", "payload": True})
+            for fd in range(3, 64):
+                try:
+                    os.write(fd, junk)
+                except OSError:
+                    pass
+            i = torch.arange(T)
+            return i[None, :] > i[:, None]
+    """)
+    ok = impl_source(correct_impls("padding_mask")[0].impl, "padding_mask")
+    r = by_name(grade(write_notebook(tmp_path / "06_junk.ipynb", {"causal_mask": code, "padding_mask": ok})))
+    assert r["causal_mask"].status == "failed" and "grading channel" in r["causal_mask"].reason
+    assert r["padding_mask"].status == "passed", r["padding_mask"].message
+
+
+def test_a_docstring_naming_the_course_package_is_not_refused(tmp_path):
+    code = textwrap.dedent('''
+        def causal_mask(T):
+            """My own version of tfmcourse.masks.causal_mask."""
+            i = torch.arange(T)
+            return i[None, :] > i[:, None]
+    ''')
+    r = by_name(grade(write_notebook(tmp_path / "06_doc.ipynb", {"causal_mask": code})))
+    assert r["causal_mask"].status == "passed", r["causal_mask"].message
+
+
+@pytest.mark.parametrize(
+    "name,code,op",
+    [
+        (
+            "layer_norm",
+            "def layer_norm(x, gamma, beta, eps=1e-5):\n"
+            "    return torch.ops.aten.layer_norm(x, [x.shape[-1]], gamma, beta, eps)\n",
+            "aten.native_layer_norm",
+        ),
+        (
+            "layer_norm",
+            "def layer_norm(x, gamma, beta, eps=1e-5):\n"
+            "    functions = getattr(torch._C, '_Variable' + 'Functions')\n"
+            "    return functions.layer_norm(x, [x.shape[-1]], gamma, beta, eps)\n",
+            "aten.native_layer_norm",
+        ),
+        (
+            "batch_norm",
+            "def batch_norm(x, gamma, beta, eps=1e-5):\n"
+            "    flat = x.reshape(-1, x.shape[-1])\n"
+            "    out = torch.ops.aten.batch_norm(flat, gamma, beta, None, None, True, 0.0, eps, False)\n"
+            "    return out.reshape(x.shape)\n",
+            "aten.",
+        ),
+        (
+            "scaled_dot_product_attention",
+            "def scaled_dot_product_attention(q, k, v, attn_mask=None):\n"
+            "    keep = None if attn_mask is None else ~attn_mask\n"
+            "    out = torch.ops.aten.scaled_dot_product_attention(q, k, v, keep)\n"
+            "    s = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5\n"
+            "    if attn_mask is not None:\n"
+            "        s = s.masked_fill(attn_mask, float('-inf'))\n"
+            "    return out, torch.softmax(s, -1).nan_to_num(0.0)\n",
+            "aten._s",
+        ),
+        (
+            "attend_with_cache",
+            "def attend_with_cache(q, k_new, v_new, cache=None):\n"
+            "    K = k_new if cache is None else torch.cat([cache[0], k_new], dim=2)\n"
+            "    V = v_new if cache is None else torch.cat([cache[1], v_new], dim=2)\n"
+            "    return torch.ops.aten.scaled_dot_product_attention(q, K, V), (K, V)\n",
+            "aten._s",
+        ),
+        (
+            "online_softmax_attention",
+            "def online_softmax_attention(q, k, v, block_size):\n"
+            "    return torch.ops.aten.scaled_dot_product_attention(q, k, v)\n",
+            "aten._s",
+        ),
+    ],
+    ids=[
+        "aten-layer_norm",
+        "variable-functions",
+        "aten-batch_norm",
+        "aten-sdpa",
+        "aten-cached",
+        "aten-online",
+    ],
+)
+def test_the_forbidden_builtin_is_caught_by_the_operator_that_ran(tmp_path, name, code, op):
+    """Reaching the built-in by a name the source check and the traps do not know still scores zero."""
+    lesson = EXERCISES[name].lesson
+    e = by_name(grade(write_notebook(tmp_path / nb_name(lesson, "ops"), {name: code})))[name]
+    assert e.status == "failed" and e.points == 0, (e.status, e.message)
+    assert op in e.reason and "yourself" in e.reason, e.reason
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0,
+    reason="root reads any process's /proc (CAP_SYS_PTRACE): running learner code as another user is OS isolation",
+)
+def test_the_grader_process_is_out_of_reach_of_learner_code(tmp_path):
+    """Learner code finds the grader's pid (its grandparent) but cannot open its descriptors or memory."""
+    code = textwrap.dedent("""
+        import os
+
+        def causal_mask(T):
+            zygote = os.getppid()
+            with open(f"/proc/{zygote}/stat") as f:
+                grader = int(f.read().rsplit(")", 1)[1].split()[1])
+            outcome = []
+            for what in (f"/proc/{grader}/fd", f"/proc/{grader}/environ"):
+                try:
+                    os.listdir(what) if what.endswith("fd") else open(what).read()
+                    outcome.append("open")
+                except PermissionError:
+                    outcome.append("denied")
+            raise RuntimeError("grader-access:" + ",".join(outcome))
+    """)
+    e = by_name(grade(write_notebook(tmp_path / "06_proc.ipynb", {"causal_mask": code})))["causal_mask"]
+    assert "grader-access:denied,denied" in e.message, e.message
+
+
+def test_memory_is_limited_per_exercise_across_all_its_processes(tmp_path):
+    """Three forked children, each within the per-process limit, together over it: killed, named."""
+    code = textwrap.dedent("""
+        import os
+        import time
+
+        def causal_mask(T):
+            for _ in range(3):
+                if os.fork() == 0:
+                    hog = torch.ones(100 * 2**20)  # 400 MB, touched
+                    time.sleep(60)
+                    os._exit(0)
+            time.sleep(60)
+    """)
+    ok = impl_source(correct_impls("padding_mask")[0].impl, "padding_mask")
+    path = write_notebook(tmp_path / "06_forks.ipynb", {"causal_mask": code, "padding_mask": ok})
+    r = by_name(grade(path, timeout=30, memory=1200))
+    assert r["causal_mask"].status == "failed", r["causal_mask"].reason
+    assert "memory limit exceeded: its processes together used" in r["causal_mask"].reason
+    assert r["padding_mask"].status == "passed", r["padding_mask"].message
+
+
+def test_processes_that_leave_the_session_or_are_orphaned_are_killed(tmp_path):
+    """A daemon (fork, setsid, fork again, parent exits) does not outlive its exercise."""
+    pids = tmp_path / "pids"
+    code = textwrap.dedent(f"""
+        import os
+        import time
+
+        def causal_mask(T):
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    with open({str(pids)!r}, "a") as f:
+                        f.write(f"{{os.getpid()}}\\n")
+                    time.sleep(300)
+                os._exit(0)
+            os.wait()
+            time.sleep(0.5)
+            i = torch.arange(T)
+            return i[None, :] > i[:, None]
+    """)
+    e = by_name(grade(write_notebook(tmp_path / "06_daemon.ipynb", {"causal_mask": code})))["causal_mask"]
+    assert e.status == "passed", e.message
+    started = [int(x) for x in pids.read_text().split()]
+    assert started
+    time.sleep(0.5)
+    assert not [p for p in started if _alive(p)], "a daemon started by learner code outlived grading"
+
+
+def test_a_layer_class_that_is_not_an_nn_module_is_named_out_of_process(tmp_path):
+    code = textwrap.dedent("""
+        class FeedForward:
+            def __init__(self, d_model, d_ff, dropout=0.1):
+                self.d_model = d_model
+
+            def __call__(self, x):
+                return x
+    """)
+    report = grade(write_notebook(tmp_path / "08_not_a_module.ipynb", {"FeedForward": code}))
+    e = by_name(report)["FeedForward"]
+    assert e.status == "failed" and "should build an nn.Module" in e.message, e.message
+
+
+RUNTIME_BUILTINS = {
+    "rms_norm": (
+        "def rms_norm(x, weight, eps=1e-6):\n"
+        "    return getattr(F, 'rms_' + 'norm')(x, x.shape[-1:], weight, eps)\n",
+        "torch.nn.functional.rms_norm",
+    ),
+    "attend_with_cache": (
+        "def attend_with_cache(q, k_new, v_new, cache=None):\n"
+        "    K = k_new if cache is None else torch.cat([cache[0], k_new], dim=2)\n"
+        "    V = v_new if cache is None else torch.cat([cache[1], v_new], dim=2)\n"
+        "    return getattr(F, 'scaled_dot_' + 'product_attention')(q, K, V), (K, V)\n",
+        "torch.nn.functional.scaled_dot_product_attention",
+    ),
+    "online_softmax_attention": (
+        "def online_softmax_attention(q, k, v, block_size):\n"
+        "    return getattr(F, 'scaled_dot_' + 'product_attention')(q, k, v)\n",
+        "torch.nn.functional.scaled_dot_product_attention",
+    ),
+}
+
+
+@pytest.mark.parametrize("how", ["static", "runtime"])
+@pytest.mark.parametrize("name", sorted(RUNTIME_BUILTINS))
+def test_the_torch_builtins_of_lessons_10_and_11_are_rejected(tmp_path, name, how):
+    code, qualname = RUNTIME_BUILTINS[name]
+    if how == "static":
+        code = re.sub(r"getattr\(F, '(\w+)' \+ '(\w+)'\)", r"F.\1\2", code)
+    code = "import torch.nn.functional as F\n" + code
+    lesson = EXERCISES[name].lesson
+    e = by_name(grade(write_notebook(tmp_path / nb_name(lesson, how), {name: code})))[name]
+    assert e.status == "failed" and e.points == 0, (e.status, e.message)
+    assert qualname in e.reason, e.reason
+
+
+def test_train_step_gets_one_model_optimizer_and_scheduler_across_the_checks_calls(tmp_path):
+    """The worker keeps the rebuilt model, optimizer and scheduler between the check's calls (the
+    momentum and the warm-up carry over) and the parameters come back to the check after each."""
+    code = textwrap.dedent("""
+        import torch.nn.functional as F
+
+        SEEN = []
+
+        def train_step(model, optimizer, scheduler, tokens, pad_id, max_grad_norm=1.0):
+            bound = [id(p) for p in model.parameters()] == [id(p) for p in optimizer.param_groups[0]["params"]]
+            SEEN.append((id(model), id(optimizer), id(scheduler), id(scheduler.optimizer), bound))
+            if not bound or len(set(SEEN)) != 1:
+                raise RuntimeError(f"not the same objects: {SEEN}")
+            logits = model(tokens[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), ignore_index=pad_id)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            return loss.item()
+    """)
+    e = by_name(grade(write_notebook(tmp_path / "10_kept.ipynb", {"train_step": code})))["train_step"]
+    assert e.status == "passed", e.message
+
+
+def test_online_softmax_attention_that_forms_the_whole_score_matrix_is_caught_out_of_process(tmp_path):
+    code = textwrap.dedent("""
+        import math
+
+        def online_softmax_attention(q, k, v, block_size):
+            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+            return torch.softmax(scores, dim=-1) @ v
+    """)
+    e = by_name(grade(write_notebook(tmp_path / "11_full.ipynb", {"online_softmax_attention": code})))
+    e = e["online_softmax_attention"]
+    assert e.status == "failed" and "score matrix was formed" in e.message, e.message
+
+
+def test_a_korean_notebook_is_graded_with_korean_messages(tmp_path):
+    """The learner's edition decides the language of the report (ko/exercises has the setup line)."""
+    source = ROOT / "ko" / "exercises" / "06_scaled_dot_product_attention.ipynb"
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes())
+    report = grade(path)
+    messages = " ".join(e.message for e in report.exercises)
+    assert {e.status for e in report.exercises} == {"not attempted"}
+    assert re.search("[\uac00-\ud7a3]", messages), messages
+    english = grade(ROOT / "exercises" / source.name)
+    assert not re.search("[\uac00-\ud7a3]", " ".join(e.message for e in english.exercises))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import random
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_secure_grading import (
+from tests.grading.builders import (
     correct_impls,
     impl_source,
     stub_source,
@@ -21,6 +22,7 @@ from tests.test_secure_grading import (
 )
 from tfmcourse.checks import EXERCISES
 from tfmcourse.grading import gradebook
+from tfmcourse.grading.report import ExerciseResult, NotebookReport, write_json
 
 LESSON = 6
 NAMES = [n for n, e in EXERCISES.items() if e.lesson == LESSON]
@@ -98,6 +100,9 @@ def graded_class(tmp_path_factory):
             "2",
             "--seed",
             "12345",
+            "--lesson",
+            str(LESSON),
+            *(["--lesson", "9"] if SECOND else []),
         ],
         capture_output=True,
         text=True,
@@ -118,12 +123,15 @@ def _runs_and_leaves_submissions_untouched(graded_class):
 def _gradebook_csv_is_exact(graded_class):
     rows = list(csv.reader((graded_class["root"] / "grades.csv").open(encoding="utf-8")))
     columns = NAMES + SECOND_ALL
-    assert rows[0] == ["student", *columns, "total", "max_total", "notes"]
+    lessons = [LESSON] + ([9] if SECOND else [])
+    per_lesson = [f"lesson_{n:02d}" for n in lessons]
+    assert rows[0] == ["student", *columns, *per_lesson, "total", "max_total", "notes"]
     max_total = sum(EXERCISES[n].points for n in columns)
     want = []
     for student in sorted(graded_class["expected"]):
         pts = [graded_class["expected"][student].get(n, 0) for n in columns]
-        want.append([student, *map(str, pts), str(sum(pts)), str(max_total)])
+        by_lesson = [sum(p for n, p in zip(columns, pts) if EXERCISES[n].lesson == k) for k in lessons]
+        want.append([student, *map(str, pts), *map(str, by_lesson), str(sum(pts)), str(max_total)])
     assert [r[:-1] for r in rows[1:]] == want
     got_notes = {r[0]: r[-1] for r in rows[1:]}
     for student, note in graded_class["notes"].items():
@@ -136,6 +144,8 @@ def _json_details_have_every_notebook_with_reasons(graded_class):
     data = json.loads((graded_class["root"] / "details.json").read_text())
     nbs = data["notebooks"]
     assert data["secure"]["seed"] == 12345
+    assert data["assignment"]["lessons"] == [LESSON] + ([9] if SECOND else [])
+    assert data["assignment"]["max_points"]["total"] == sum(EXERCISES[n].points for n in NAMES + SECOND_ALL)
     students = {nb["student"] for nb in nbs}
     assert students == set(graded_class["expected"])
     for nb in nbs:
@@ -148,6 +158,7 @@ def _json_details_have_every_notebook_with_reasons(graded_class):
     assert broken and broken[0]["error"] and broken[0]["score"] == 0
 
 
+@pytest.mark.slow
 def test_grading_a_class(graded_class):
     """One test (one grading run of the whole class), three parts."""
     _runs_and_leaves_submissions_untouched(graded_class)
@@ -175,3 +186,105 @@ def test_refuses_to_write_into_the_graded_folder(tmp_path, monkeypatch, capsys):
     assert cli.main(["grade", "--secure", "subs", "--csv", "subs/grades.csv"]) == 2
     assert "refusing" in capsys.readouterr().err
     assert not (tmp_path / "subs" / "grades.csv").exists()
+
+
+def _report(path: str, lesson: int, points: dict[str, int]) -> NotebookReport:
+    exercises = [
+        ExerciseResult(n, lesson, "passed" if p else "failed", p, EXERCISES[n].points)
+        for n, p in points.items()
+    ]
+    return NotebookReport(path=path, exercises=exercises, lesson=lesson)
+
+
+def test_the_maximum_is_the_assignments_for_every_student():
+    """An extra lesson-7 notebook from one student changes nobody's maximum, nor the columns."""
+    full6 = {n: EXERCISES[n].points for n in NAMES}
+    lesson7 = [n for n, e in EXERCISES.items() if e.lesson == 7]
+    graded = [
+        ("ann", _report("ann/06_a.ipynb", LESSON, full6)),
+        ("bob", _report("bob/06_a.ipynb", LESSON, dict.fromkeys(NAMES, 0))),
+        ("bob", _report("bob/07_b.ipynb", 7, {n: EXERCISES[n].points for n in lesson7})),
+    ]
+    header, table = gradebook.rows(graded, [LESSON])
+    assert header == ["student", *NAMES, f"lesson_{LESSON:02d}", "total", "max_total", "notes"]
+    max6 = sum(full6.values())
+    assert [r[-3:-1] for r in table] == [[max6, max6], [0, max6]]
+    assert "07_b.ipynb: not part of the assignment" in table[1][-1]
+    both = gradebook.rows(graded, [LESSON, 7])[1]
+    assert [r[-2] for r in both] == [max6 + sum(EXERCISES[n].points for n in lesson7)] * 2
+    assert gradebook.maxima([LESSON])["total"] == max6
+
+
+def test_an_unreadable_notebook_counts_zero_of_its_lesson_with_the_reason():
+    broken = NotebookReport(path="cat/06_a.ipynb", lesson=LESSON).unreadable("the file is empty")
+    assert broken.score == 0 and broken.max_score == sum(EXERCISES[n].points for n in NAMES)
+    _header, (row,) = gradebook.rows([("cat", broken)], [LESSON])
+    assert row[-1] == "06_a.ipynb: the file is empty" and row[-2] == broken.max_score
+
+
+def test_links_out_of_the_class_folder_are_not_followed(tmp_path):
+    outside = tmp_path / "solutions"
+    outside.mkdir()
+    (outside / "06_x.ipynb").write_text("{}")
+    subs = tmp_path / "subs"
+    (subs / "ann").mkdir(parents=True)
+    (subs / "ann" / "06_x.ipynb").write_text("{}")
+    (subs / "ann" / "theirs.ipynb").symlink_to(outside / "06_x.ipynb")
+    (subs / "mallory").symlink_to(outside)
+    got = {(s.student, Path(s.path).name): s.problem for s in gradebook.collect([str(subs)])}
+    assert got[("ann", "06_x.ipynb")] is None
+    assert "outside the class folder" in got[("ann", "theirs.ipynb")]
+    assert "outside the class folder" in got[("mallory", "mallory")]
+
+
+def test_folder_names_of_any_bytes_survive_into_csv_and_json(tmp_path):
+    name = os.fsdecode(b"caf\xe9")  # Latin-1 bytes, as LMS zip downloads produce
+    graded = [(name, _report(f"{name}/06_a.ipynb", LESSON, {n: EXERCISES[n].points for n in NAMES}))]
+    gradebook.write_csv(graded, tmp_path / "g.csv", [LESSON])
+    write_json(tmp_path / "g.json", [{"student": s, **r.to_dict()} for s, r in graded])
+    (row,) = list(csv.reader((tmp_path / "g.csv").open(encoding="utf-8")))[1:]
+    assert row[0] == "caf\\udce9"
+    (nb,) = json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))["notebooks"]
+    assert os.fsencode(nb["student"]) == b"caf\xe9"
+
+
+@pytest.mark.slow
+def test_a_class_with_a_folder_name_that_is_not_utf8_is_graded_to_the_end(tmp_path):
+    subs = tmp_path / "subs"
+    student = os.fsdecode(b"jos\xe9")
+    write_notebook(
+        subs / student / "06_a.ipynb",
+        {"causal_mask": impl_source(correct_impls("causal_mask")[0].impl, "causal_mask")},
+    )
+    write_notebook(subs / "ann" / "06_a.ipynb", {"causal_mask": stub_source("causal_mask")})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfmcourse",
+            "grade",
+            "--secure",
+            str(subs),
+            "--lesson",
+            "6",
+            "--seed",
+            "99999",
+            "--csv",
+            str(tmp_path / "g.csv"),
+            "--json",
+            str(tmp_path / "g.json"),
+            "--jobs",
+            "1",
+        ],
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.reader((tmp_path / "g.csv").open(encoding="utf-8")))
+    assert [r[0] for r in rows[1:]] == ["ann", "jos\\udce9"]
+    assert rows[2][rows[0].index("causal_mask")] == str(EXERCISES["causal_mask"].points)
+    students = {
+        nb["student"] for nb in json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))["notebooks"]
+    }
+    assert {os.fsencode(s) for s in students} == {b"ann", b"jos\xe9"}
