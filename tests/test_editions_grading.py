@@ -14,7 +14,7 @@ import pytest
 
 from tfmcourse import nbtools
 from tfmcourse.build import strip_solutions
-from tfmcourse.grading.nbgrade import grade_notebook
+from tfmcourse.grading.kernel import grade_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 KOREAN_EXERCISES = sorted((ROOT / "ko" / "exercises").glob("*.ipynb"))
