@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -69,11 +68,6 @@ class GradedUpload:
     @property
     def max_score(self) -> int:
         return sum(o.max_points for o in self.outcomes)
-
-
-def new_seed() -> int:
-    """A hidden seed, never 0 (the seed the notebooks show), drawn like the grader's own."""
-    return secrets.randbelow(2**31 - 2) + 1
 
 
 def _display(path: Path, folder: Path) -> str:
@@ -207,6 +201,8 @@ def grade_upload(
 ) -> GradedUpload:
     """Grade the notebooks in ``folder`` on every exercise of ``config.lessons``."""
     folder = Path(folder)
+    from tfmcourse.grading.secure import new_seed
+
     seed = new_seed() if config.seed is None else int(config.seed)
     notebooks, others = _uploaded_notebooks(folder) if folder.is_dir() else ([], [])
     chosen, notes = match_lessons(notebooks, config)
