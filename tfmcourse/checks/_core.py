@@ -56,7 +56,7 @@ from torch import Tensor
 from tfmcourse.checks._grader import is_remote
 from tfmcourse.checks._i18n import N_, tr
 
-# Distinct odd sizes (DESIGN.md §4): a transposed axis fails loudly.
+# Distinct odd sizes: a transposed or swapped axis fails loudly.
 TINY = dict(B=2, T=5, S=7, d_model=24, n_heads=3, d_ff=37)
 
 RTOL = 1e-4

@@ -1,4 +1,4 @@
-"""Checks for lesson 01: ``rnn_cell`` and ``last_hidden_state`` (see SPEC.md)."""
+"""Checks for lesson 01: ``rnn_cell`` and ``last_hidden_state``."""
 
 from __future__ import annotations
 

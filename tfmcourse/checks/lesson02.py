@@ -1,4 +1,4 @@
-"""Checks for lesson 02: ``additive_scores``, ``masked_softmax``, ``bahdanau_attention`` (see SPEC.md)."""
+"""Checks for lesson 02: ``additive_scores``, ``masked_softmax``, ``bahdanau_attention``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Checks for lesson 08: ``FeedForward``, ``EncoderLayer``, ``DecoderLayer``.
 
 The learner's class is instantiated through ``call``, its weights are loaded
-by the submodule names of SPEC.md (``self_attn.q_proj.weight``, ``ff.linear1.bias``,
+by the submodule names the exercise asks for (``self_attn.q_proj.weight``, ``ff.linear1.bias``,
 ``norm2.weight``, …), it is put in eval mode, and its output is compared with
 the reference layer and with ``nn.TransformerEncoderLayer``/``DecoderLayer``
 holding the same weights: both ``norm_first`` settings, padding and causal
