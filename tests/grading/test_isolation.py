@@ -4,6 +4,7 @@ course or other submissions, writing only to its own folder; honest submissions 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -127,3 +128,15 @@ def test_auto_falls_back_and_says_so_when_the_interpreter_cannot_start_inside(mo
 def test_auto_isolates_the_interpreter_that_grades(tmp_path):
     assert isolation.interpreter_problem((str(tmp_path),)) is None
     assert isolation.resolve("auto", (str(tmp_path),))[0] == "bwrap"
+
+
+def test_the_probe_loads_every_file_the_worker_loads_by_path(tmp_path, monkeypatch):
+    from tfmcourse.grading.secure import worker
+
+    folder = tmp_path / "secure"
+    shutil.copytree(os.path.dirname(worker.__file__), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(worker, "__file__", str(folder / "worker.py"))
+    assert isolation.interpreter_problem(()) is None
+    (folder / "rebuild.py").unlink()  # a neighbour the bubblewrap view would not show
+    problem = isolation.interpreter_problem(())
+    assert problem is not None and "No module named 'rebuild'" in problem, problem

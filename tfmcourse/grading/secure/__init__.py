@@ -5,11 +5,15 @@ Where code runs decides where it lives:
 - trusted, in the grader: :mod:`.extract` (what each exercise's code is, read
   with :mod:`ast`, never executed), :mod:`.policy` (what it may use),
   :mod:`.grade` (runs the checks; a class in parallel), :mod:`.sandbox` (the
-  learner's process), :mod:`.session` (the conversation with it: the only
+  learner's process; :mod:`.isolation` puts it inside bubblewrap, :mod:`.memory`
+  counts its memory), :mod:`.session` (the conversation with it: the only
   module that speaks the protocol), :mod:`.proxy` (what a check holds in place
-  of the learner's objects);
-- untrusted, in the learner's process: :mod:`.worker` and :mod:`.traps`,
-  which import nothing of the course;
+  of the learner's objects), :mod:`.replies` (what comes back, checked),
+  :mod:`.callbacks` (what learner code may do with the check's objects);
+- untrusted, in the learner's process: :mod:`.worker` (the script),
+  :mod:`.channel` (its end of the pipes), :mod:`.rebuild` (the standard torch
+  objects a check passes in) and :mod:`.traps`, which import nothing of the
+  course;
 - between them: :mod:`.wire`, frames of JSON and raw bytes (never pickle).
 """
 

@@ -75,13 +75,14 @@ def interpreter_problem(hide: tuple[str, ...]) -> str | None:
     """Why this interpreter cannot start inside the sandbox grading would build, or None.
 
     Runs the same command prefix (with the course package visible, the widest case) and checks
-    that the interpreter starts, finds torch and can read the worker's source."""
+    that the interpreter starts, finds torch and can load the worker with the neighbours it
+    loads by path (its top level only: ``__main__`` is not run)."""
     import tfmcourse
     from tfmcourse.grading.secure import worker
 
     site = [p for p in (sysconfig.get_paths().get(k) for k in ("purelib", "platlib")) if p]
-    probe = "import importlib.util, sys; sys.path += sys.argv[2:]; "
-    probe += "assert importlib.util.find_spec('torch'), 'torch not found'; open(sys.argv[1]).close()"
+    probe = "import importlib.util, runpy, sys; sys.path += sys.argv[2:]; "
+    probe += "assert importlib.util.find_spec('torch'), 'torch not found'; runpy.run_path(sys.argv[1])"
     with tempfile.TemporaryDirectory(prefix="tfmcourse-probe-") as tmp:
         prefix = bwrap_prefix(
             writable=Path(tmp),

@@ -3,7 +3,7 @@
 :class:`RemoteObject` (and :class:`RemoteModule`, for an ``nn.Module``) stand
 for a learner's function, class or module living in the worker; they implement
 the checks' grader protocol (:class:`tfmcourse.checks._grader.Remote`) by asking
-their :class:`~tfmcourse.grading.secure.sandbox.Session`. What comes back is
+their :class:`~tfmcourse.grading.secure.session.Session`. What comes back is
 plain data: ``torch.Tensor``, numbers, containers, or an :class:`Opaque` that
 only carries a type name. A standard layer a check passes in
 (:data:`STANDARD_LAYERS`) travels as its type, constructor arguments and state.

@@ -4,8 +4,10 @@ Frames go over a pair of pipes (:mod:`~tfmcourse.grading.secure.wire`), each
 read and write within the exercise's remaining time budget and each frame
 within a size cap. The proxies a check holds ask the session to call the
 learner's code; the worker may call back the trusted objects a check passed
-in (:data:`CALLBACK_METHODS`). Anything malformed ends the exercise and marks
-the session broken, so the sandbox restarts its interpreter.
+in (what it may do with them: :mod:`~tfmcourse.grading.secure.callbacks`);
+what a call changed comes back checked (:mod:`~tfmcourse.grading.secure.replies`).
+Anything malformed ends the exercise and marks the session broken, so the
+sandbox restarts its interpreter.
 """
 
 from __future__ import annotations
@@ -24,13 +26,8 @@ from torch import nn
 
 from tfmcourse.checks._core import CheckFailed, ExerciseNotAttempted
 from tfmcourse.checks._i18n import tr
-from tfmcourse.grading.secure import memory, proxy, wire
+from tfmcourse.grading.secure import callbacks, memory, proxy, replies, wire
 from tfmcourse.grading.secure.wire import Kind, ProtocolError
-
-#: What learner code may call on a trusted object a check passes in (e.g. greedy_decode's model).
-CALLBACK_METHODS = frozenset(
-    {"__call__", "forward", "encode", "decode", "eval", "parameters", "named_parameters"}
-)
 
 
 class GradingAborted(BaseException):
@@ -80,6 +77,9 @@ class Session:
         self.broken = True
         self._kill()
         return GradingAborted(reason)
+
+    def _malformed(self, what: Any) -> GradingAborted:
+        return self._abort(f"the learner's process sent malformed data ({what})")
 
     def _timed(self, io):
         start = time.monotonic()
@@ -146,7 +146,7 @@ class Session:
         try:
             return wire.decode(value, bufs, lambda d: proxy.decode_hook(self, d, bufs))
         except (ProtocolError, KeyError, TypeError, ValueError, RecursionError) as exc:
-            raise self._abort(f"the learner's process sent malformed data ({exc})") from None
+            raise self._malformed(exc) from None
 
     # -- requests
     def request(self, kind: Kind, fields: dict, **payload: Any) -> tuple[dict, Any]:
@@ -187,24 +187,6 @@ class Session:
         self.live[n] = obj
         return n
 
-    def _apply_live(self, changes: Any) -> None:
-        """The call changed the parameters of modules the worker keeps: do the same to ours."""
-        if changes is None:
-            return
-        if not isinstance(changes, dict):
-            raise self._abort("the learner's process sent malformed data (parameters)")
-        for n, params in changes.items():
-            module = self.live.get(n)
-            ours = dict(module.named_parameters()) if isinstance(module, nn.Module) else None
-            if ours is None or not isinstance(params, dict) or set(params) != set(ours):
-                raise self._abort("the learner's process sent malformed data (parameters)")
-            for k, t in params.items():
-                if not (type(t) is torch.Tensor and t.dtype == ours[k].dtype and t.shape == ours[k].shape):
-                    raise self._abort("the learner's process sent malformed data (parameters)")
-            with torch.no_grad():
-                for k, t in params.items():
-                    ours[k].copy_(t)
-
     def call(self, hid: int, name: str, args: tuple, kwargs: dict, watch: list | None = None) -> Any:
         """Call learner object ``hid``; its exceptions become check results, as in a notebook.
 
@@ -217,13 +199,14 @@ class Session:
         self.send(Kind.CALL, fields, payload={"args": tuple(args), "kwargs": dict(kwargs)})
         reply, value = self.answer()
         if reply["op"] == Kind.RESULT and isinstance(value, dict):
-            self._apply_mutations(sent, reply.get("mutated"), value.get("mutated"))
-            self._apply_live(value.get("live"))
-            if watch is None:
-                return value.get("value")
-            if type(reply.get("watched")) is not bool:
-                raise self._abort("the learner's process sent malformed data (watched shapes)")
-            return value.get("value"), reply["watched"]
+            try:
+                replies.apply_mutations(sent, reply.get("mutated"), value.get("mutated"))
+                replies.apply_live(self.live, value.get("live"))
+                if watch is None:
+                    return value.get("value")
+                return value.get("value"), replies.watched(reply.get("watched"))
+            except ProtocolError as exc:
+                raise self._malformed(exc) from None
         if reply["op"] == Kind.NOT_ATTEMPTED:
             error = str(reply.get("error"))[:2000]
             raise ExerciseNotAttempted(tr("{name}: not attempted yet ({error})", name=name, error=error))
@@ -233,19 +216,6 @@ class Session:
             failure.learner_summary = summary  # what the learner's code raised, in every language
             raise failure
         raise self._abort(f"the learner's process answered {reply['op'].value!r}")
-
-    def _apply_mutations(self, sent: list[torch.Tensor], idx: Any, new: Any) -> None:
-        """The learner's code modified its inputs in place: do the same to ours, so checks see it."""
-        if not (isinstance(idx, list) and isinstance(new, list) and len(idx) == len(new)):
-            raise self._abort("the learner's process sent malformed data (mutations)")
-        for i, t in zip(idx, new):
-            if not (type(i) is int and 0 <= i < len(sent) and type(t) is torch.Tensor):
-                raise self._abort("the learner's process sent malformed data (mutations)")
-            with torch.no_grad():
-                if sent[i].dtype == t.dtype and sent[i].shape == t.shape:
-                    sent[i].copy_(t)
-                else:
-                    sent[i].data = t
 
     def module_op(self, hid: int, label: str, kind: Kind, arg: Any = None) -> Any:
         """One of the module requests (:data:`wire.MODULE_OPS`) on learner module ``hid``."""
@@ -258,54 +228,23 @@ class Session:
         if reply["op"] != Kind.OK:
             why = reply.get("error") or reply.get("summary") or "not a torch.nn.Module"
             raise CheckFailed(f"{label}: {str(why)[:2000]}")
-        if kind == Kind.PARAM_SHAPES:
-            if not isinstance(value, dict) or not all(
-                isinstance(v, list) and all(type(s) is int for s in v) for v in value.values()
-            ):
-                raise self._abort("the learner's process sent malformed data (parameters)")
-            return {str(k): torch.Size(v) for k, v in value.items()}
-        if kind == Kind.COUNT_PARAMETERS and type(value) is not int:
-            raise self._abort("the learner's process sent malformed data (parameter count)")
-        return value
+        try:
+            return replies.module_answer(kind, value)
+        except ProtocolError as exc:
+            raise self._malformed(exc) from None
 
     def _serve_callback(self, req: dict, bufs: list[bytes]) -> None:
-        """The learner's code used a trusted object the check passed in (e.g. greedy_decode's model).
-
-        Only the methods in :data:`CALLBACK_METHODS` may be called and only plain attributes read,
-        so learner code cannot reconfigure the object the check compares against.
-        """
+        """The learner's code used a trusted object the check passed in (e.g. greedy_decode's model):
+        read an attribute (no payload) or called a method, as :mod:`.callbacks` allows."""
         obj, method = self.remote.get(req.get("id")), req.get("method")
         try:
-            if (
-                obj is None
-                or not isinstance(method, str)
-                or (method.startswith("_") and method != "__call__")
-            ):
-                raise AttributeError(f"no attribute {method!r}")
-            allowed = ", ".join(sorted(CALLBACK_METHODS - {"__call__"}))
             if "payload" not in req:  # attribute lookup
-                value = getattr(obj, method)
-                if not callable(value):
-                    self._reply("value", value, plain_only=True)
-                elif method in CALLBACK_METHODS:
-                    self._reply("method", None)
-                else:
-                    raise AttributeError(
-                        f"secure grading: {type(obj).__name__}.{method}() may not be called here (allowed: {allowed})"
-                    )
+                kind, value = callbacks.look_up(obj, method)
+                self._reply(kind, value, plain_only=True)
                 return
-            if method not in CALLBACK_METHODS:
-                raise AttributeError(
-                    f"secure grading: {method}() may not be called here (allowed: {allowed})"
-                )
+            callbacks.check_call(obj, method)
             payload = self.decode(req["payload"], bufs)
-            result = (obj if method == "__call__" else getattr(obj, method))(
-                *payload["args"], **payload["kwargs"]
-            )
-            if method == "parameters":
-                result = [p.detach().clone() for p in result]
-            elif method == "named_parameters":
-                result = [(k, v.detach().clone()) for k, v in result]
+            result = callbacks.invoke(obj, method, payload["args"], payload["kwargs"])
         except GradingAborted:
             raise
         except Exception as exc:
