@@ -61,6 +61,7 @@ class Settings:
     jobs: int = 1  # notebooks graded in parallel
     isolation: str = "none"  # "bwrap": learner code inside bubblewrap (see isolation.py)
     hide: tuple[str, ...] = ()  # folders learner code must not see (the class being graded)
+    run_as: str = "auto"  # as root: "auto" (a user of its own per worker) or an account (privileges.py)
 
     def to_dict(self) -> dict:
         return {
@@ -125,7 +126,9 @@ def grade_exercise(ex: extract.Extracted, name: str, settings: Settings) -> Exer
     if early is not None:
         return early
     code = _code(ex, name)
-    sandbox = shared_sandbox(settings.memory, settings.isolation, settings.hide, course=bool(code["bind"]))
+    sandbox = shared_sandbox(
+        settings.memory, settings.isolation, settings.hide, course=bool(code["bind"]), run_as=settings.run_as
+    )
     session = None
     try:
         try:

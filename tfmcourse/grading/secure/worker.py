@@ -2,8 +2,8 @@
 
 Executed as a script, ``python -I -S worker.py FD_IN FD_OUT SITE...``. It never
 imports the course package (which is not on ``sys.path``, and an import hook
-refuses it), only its two neighbours :mod:`wire` and :mod:`traps`, loaded by
-path. Process layout (one interpreter per grading process)::
+refuses it), only its neighbours :mod:`wire`, :mod:`traps` and :mod:`privileges`,
+loaded by path. Process layout (one interpreter per grading process)::
 
     grader (trusted: runs the checks) --pipes-- zygote (python -I -S, torch imported once)
                                                   └─ fork per exercise → worker (setsid,
@@ -20,9 +20,10 @@ import sys
 import traceback
 
 if __package__:  # imported as part of the package (tests)
-    from tfmcourse.grading.secure import traps, wire
+    from tfmcourse.grading.secure import privileges, traps, wire
 else:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import privileges
     import traps
     import wire
 
@@ -342,6 +343,7 @@ def do_module_op(msg, bufs) -> None:
 def setup(msg) -> None:
     """Define the learner's code for one exercise, behind the import hook and the traps."""
     course = traps.preload_course(msg)
+    privileges.drop(msg.get("run_as"), msg["workdir"])  # not root from here on (if the grader was)
     sys.meta_path.insert(0, traps.Blocker())
     traps.install(msg.get("forbidden", []))
     FORBIDDEN_OPS.update(msg.get("forbidden_ops") or {})
