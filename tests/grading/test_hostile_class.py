@@ -3,7 +3,7 @@
 The class is graded twice with ``--jobs 2``: honest students only, then the same folder with
 hostile classmates between them (sorted names interleave). Each hostile notebook attacks through
 ``causal_mask``: the grading channel and the descriptors it inherited, its parent's descriptors
-through ``/proc``, a daemon that outlives it and later writes to the class folder and gradebook,
+through ``/proc`` (also those alone, so that its own exercise sees nothing wrong), a daemon that outlives it and later writes to the class folder and gradebook,
 sleeping, flooding its output, memory, processes, and a signal to the interpreter that forked it.
 """
 
@@ -55,6 +55,28 @@ ATTACKS = {
                 except OSError:
                     pass
             raise RuntimeError("wrote garbage")
+    """,
+    "parent-inbound": """
+        import os
+        def causal_mask(T):
+            # the interpreter that forked it reads its requests from the descriptor named on its
+            # command line: half a frame there, for the next exercise's request to complete, and
+            # this process stops reading it (nothing wrong on this exercise's own channel)
+            parent = os.getppid()
+            try:
+                with open(f"/proc/{parent}/cmdline", "rb") as f:
+                    fd_in = f.read().split(b"\\0")[4].decode()
+            except (OSError, IndexError):
+                fd_in = "3"
+            for path in (f"/proc/{parent}/fd/{fd_in}", f"/proc/self/fd/{fd_in}"):
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                    os.write(fd, b"TFMG\\x40\\x00\\x00\\x00\\x00\\x00\\x00\\x00{\\"op\\": \\"fo")
+                    os.close(int(fd_in))
+                    break
+                except OSError:
+                    pass
+            raise RuntimeError("wrote to its parent's descriptor")
     """,
     "fd-close-dup": """
         import os, torch

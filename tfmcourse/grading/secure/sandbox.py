@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -58,8 +59,12 @@ class Sandbox:
         problem = python_problem(self.user)
         if problem is not None:
             raise RuntimeError(problem)
-        r_child, w_parent = os.pipe()
-        r_parent, w_child = os.pipe()
+        # one socket pair, not two pipes: a pipe can be opened again for writing through
+        # /proc/<pid>/fd by any process of its owner, so learner code running as the grader's user
+        # could queue a forged request for the next exercise; a socket cannot be opened that way
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        w_parent, r_child = ours.detach(), theirs.detach()
+        r_parent, w_child = os.dup(w_parent), os.dup(r_child)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.root), "LANG": "C.UTF-8", "TMPDIR": str(self.root)}
         env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         paths = sysconfig.get_paths()
