@@ -182,3 +182,27 @@ def test_every_process_of_a_workers_own_user_is_killed():
     assert all(privileges.uid_of(p.pid) == uid for p in procs)
     privileges.kill_users({uid})
     assert all(p.wait(timeout=10) == -9 for p in procs)
+
+
+@as_root
+@pytest.mark.slow
+def test_run_as_names_the_account_learner_code_runs_as(tmp_path):
+    import pwd
+
+    from tfmcourse.grading.secure.grade import Settings, grade_path
+
+    nobody = pwd.getpwnam("nobody")
+    code = "import os\n\ndef causal_mask(T):\n    raise RuntimeError('ids=%d,%d;' % (os.geteuid(), os.getegid()))\n"
+    path = write_notebook(tmp_path / "06_n.ipynb", {"causal_mask": code})
+    e = by_name(grade_path(str(path), str(path), Settings(seed=4242, run_as="nobody")))["causal_mask"]
+    assert f"ids={nobody.pw_uid},{nobody.pw_gid};" in e.message, e.message
+
+
+def test_the_command_line_refuses_to_run_learner_code_as_root(tmp_path, capsys):
+    from tfmcourse import cli
+
+    nb = write_notebook(tmp_path / "06_a.ipynb", {"causal_mask": "def causal_mask(T):\n    pass\n"})
+    code = cli.main(["grade", "--secure", str(nb), "--isolation", "none", "--run-as", "root"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert ("never runs as root" if os.geteuid() == 0 else "not root") in err, err

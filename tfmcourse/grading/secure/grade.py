@@ -22,7 +22,7 @@ import torch
 
 from tfmcourse.grading import notebook
 from tfmcourse.grading.report import ExerciseResult, NotebookReport, Status
-from tfmcourse.grading.secure import extract, policy
+from tfmcourse.grading.secure import extract, policy, privileges
 from tfmcourse.grading.secure.proxy import RemoteObject
 from tfmcourse.grading.secure.sandbox import DEFAULT_MEMORY, DEFAULT_TIMEOUT, shared_sandbox
 from tfmcourse.grading.secure.session import GradingAborted
@@ -69,6 +69,7 @@ class Settings:
             "timeout": self.timeout,
             "memory": self.memory,
             "isolation": self.isolation,
+            "learner_user": privileges.describe(privileges.plan(self.run_as)),
         }
 
 

@@ -5,7 +5,7 @@ imports the course package (which is not on ``sys.path``, and an import hook
 refuses it), only its neighbours :mod:`wire`, :mod:`traps` and :mod:`privileges`,
 loaded by path. Process layout (one interpreter per grading process)::
 
-    grader (trusted: runs the checks) --pipes-- zygote (python -I -S, torch imported once)
+    grader (trusted: runs the checks) --socket- zygote (python -I -S, torch imported once)
                                                   └─ fork per exercise → worker (setsid,
                                                      rlimits, own temp dir, import hook,
                                                      traps on forbidden built-ins, learner code)
@@ -371,7 +371,7 @@ def serve(msg) -> None:
     import resource
 
     os.setsid()
-    # the worker announces itself (not the zygote: two writers must never race on the pipe)
+    # the worker announces itself (not the zygote: two writers must never race on the channel)
     wire.send(FD_OUT, Kind.FORKED, {"pid": os.getpid()})
     mem = int(msg.get("memory_mb", 0))
     if mem:
