@@ -94,6 +94,17 @@ def _grade_secure(args) -> int:
     except isolation.IsolationUnavailable as exc:
         return fail(f"--isolation bwrap: {exc}")
     print(isolation_note, file=sys.stderr)
+    from tfmcourse.grading.secure import privileges, sandbox
+
+    run_as = args.run_as or os.environ.get("TFMCOURSE_RUN_AS") or "auto"
+    try:
+        user = privileges.plan(run_as)
+    except privileges.RunAsUnavailable as exc:
+        return fail(str(exc))
+    problem = sandbox.python_problem(user)
+    if problem is not None:
+        return fail(problem)
+    print(privileges.describe(user), file=sys.stderr)
     settings = Settings(
         seed=new_seed() if args.seed is None else args.seed,
         timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
@@ -101,6 +112,7 @@ def _grade_secure(args) -> int:
         jobs=args.jobs or min(4, os.cpu_count() or 1),
         isolation=mode,
         hide=tuple(sorted(hide)),
+        run_as=run_as,
     )
     gradeable = [(s.path, s.display) for s in submissions if s.problem is None]
     reports = dict(zip((d for _, d in gradeable), grade_many(gradeable, settings)))
@@ -337,6 +349,13 @@ def parser() -> argparse.ArgumentParser:
         help="--secure: run learner code inside bubblewrap (auto: when it works; bwrap: refuse otherwise)",
     )
     g.add_argument("--memory", type=int, default=None, help="--secure: memory limit per exercise, in MiB")
+    g.add_argument(
+        "--run-as",
+        metavar="USER",
+        default=None,
+        help="--secure, grader running as root: the account learner code runs as "
+        "(default, or TFMCOURSE_RUN_AS: a user of its own per exercise)",
+    )
     g.add_argument(
         "--seed",
         type=int,

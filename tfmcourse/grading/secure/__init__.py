@@ -11,8 +11,8 @@ Where code runs decides where it lives:
   of the learner's objects), :mod:`.replies` (what comes back, checked),
   :mod:`.callbacks` (what learner code may do with the check's objects);
 - untrusted, in the learner's process: :mod:`.worker` (the script),
-  :mod:`.channel` (its end of the pipes), :mod:`.rebuild` (the standard torch
-  objects a check passes in) and :mod:`.traps`, which import nothing of the
+  :mod:`.channel` (its end of the socket), :mod:`.rebuild` (the standard torch
+  objects a check passes in), :mod:`.traps` and :mod:`.privileges`, which import nothing of the
   course;
 - between them: :mod:`.wire`, frames of JSON and raw bytes (never pickle).
 """

@@ -1,4 +1,4 @@
-"""Worker side: the worker's end of the pipes, and the values that go through them.
+"""Worker side: the worker's end of the socket, and the values that go through it.
 
 Loaded by the worker (never imports the course). Learner values leave as plain
 data (tensors, numbers, containers) or as handles to objects that stay here
@@ -17,7 +17,7 @@ else:  # loaded by the worker, with its folder on sys.path
 
 Kind, Tag = wire.Kind, wire.Tag
 
-FD_IN = FD_OUT = -1  # the pipes from and to the grader (set when the interpreter starts)
+FD_IN = FD_OUT = -1  # the socket to the grader, read and written (set when the interpreter starts)
 HANDLES: dict[int, object] = {}  # learner objects the grader holds handles to
 
 

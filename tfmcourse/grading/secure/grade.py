@@ -22,7 +22,7 @@ import torch
 
 from tfmcourse.grading import notebook
 from tfmcourse.grading.report import ExerciseResult, NotebookReport, Status
-from tfmcourse.grading.secure import extract, policy
+from tfmcourse.grading.secure import extract, policy, privileges
 from tfmcourse.grading.secure.proxy import RemoteObject
 from tfmcourse.grading.secure.sandbox import DEFAULT_MEMORY, DEFAULT_TIMEOUT, shared_sandbox
 from tfmcourse.grading.secure.session import GradingAborted
@@ -61,6 +61,7 @@ class Settings:
     jobs: int = 1  # notebooks graded in parallel
     isolation: str = "none"  # "bwrap": learner code inside bubblewrap (see isolation.py)
     hide: tuple[str, ...] = ()  # folders learner code must not see (the class being graded)
+    run_as: str = "auto"  # as root: "auto" (a user of its own per worker) or an account (privileges.py)
 
     def to_dict(self) -> dict:
         return {
@@ -68,6 +69,7 @@ class Settings:
             "timeout": self.timeout,
             "memory": self.memory,
             "isolation": self.isolation,
+            "learner_user": privileges.describe(privileges.plan(self.run_as)),
         }
 
 
@@ -125,7 +127,9 @@ def grade_exercise(ex: extract.Extracted, name: str, settings: Settings) -> Exer
     if early is not None:
         return early
     code = _code(ex, name)
-    sandbox = shared_sandbox(settings.memory, settings.isolation, settings.hide, course=bool(code["bind"]))
+    sandbox = shared_sandbox(
+        settings.memory, settings.isolation, settings.hide, course=bool(code["bind"]), run_as=settings.run_as
+    )
     session = None
     try:
         try:

@@ -5,8 +5,9 @@ A :class:`Sandbox` is a ``python -I -S`` interpreter running
 (:func:`shared_sandbox`) and restarted whenever a conversation broke. For each
 exercise it forks a worker with its own session, temporary folder and limits
 (address space, CPU seconds, file size) and a wall-clock budget after which
-its process group is killed; the conversation with that worker is a
-:class:`~tfmcourse.grading.secure.session.Session`.
+its process group is killed; when the grader is root the worker also gives up
+root before running learner code (:mod:`.privileges`). The conversation with
+that worker is a :class:`~tfmcourse.grading.secure.session.Session`.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
 from pathlib import Path
 
-from tfmcourse.grading.secure import isolation, memory, worker
+from tfmcourse.grading.secure import isolation, memory, privileges, worker
 from tfmcourse.grading.secure.session import Session, hello
 
 DEFAULT_TIMEOUT = 20.0  # seconds per exercise (defining it + every call the check makes)
@@ -40,17 +42,29 @@ class Sandbox:
         isolation: str = "none",
         hide: tuple[str, ...] = (),
         course: bool = False,
+        run_as: str = "auto",
     ):
         self.memory_mb, self.isolation, self.hide, self.course = memory_mb, isolation, hide, course
+        self.user = privileges.plan(run_as)  # who learner code runs as (None: the grader's own user)
+        self.worker_uid: int | None = None  # the current worker's own user, when it has one
         self.proc: subprocess.Popen | None = None
         self.root = Path(tempfile.mkdtemp(prefix="tfmcourse-secure-"))
+        if self.user is not None:
+            self.root.chmod(0o711)  # each worker's folder inside is its own; this one is not listable
         self.fd_to = self.fd_from = -1
         self.count = 0
         self.zygote = 0  # pid of the interpreter that forks the workers
 
     def start(self) -> None:
-        r_child, w_parent = os.pipe()
-        r_parent, w_child = os.pipe()
+        problem = python_problem(self.user)
+        if problem is not None:
+            raise RuntimeError(problem)
+        # one socket pair, not two pipes: a pipe can be opened again for writing through
+        # /proc/<pid>/fd by any process of its owner, so learner code running as the grader's user
+        # could queue a forged request for the next exercise; a socket cannot be opened that way
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        w_parent, r_child = ours.detach(), theirs.detach()
+        r_parent, w_child = os.dup(w_parent), os.dup(r_child)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.root), "LANG": "C.UTF-8", "TMPDIR": str(self.root)}
         env |= {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         paths = sysconfig.get_paths()
@@ -119,6 +133,9 @@ class Sandbox:
                 if pid != self.zygote:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(pid, signal.SIGKILL)
+        if self.worker_uid is not None:  # whatever runs as the worker's own user, wherever it went
+            privileges.kill_users({self.worker_uid})
+            self.worker_uid = None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -149,24 +166,50 @@ class Sandbox:
         workdir = self.root / f"ex{self.count}"
         fields = {"exercise": name, **code, "memory_mb": self.memory_mb, "workdir": str(workdir)}
         fields["cpu_seconds"] = math.ceil(timeout) + 1
+        fields["run_as"] = self.user
         session = Session(self, name, timeout, workdir)
         session.fork(fields)
+        if self.user is not None and "base" in self.user:
+            self.worker_uid = privileges.identity(self.user, session.pid)[0]
         return session
+
+
+def python_folders() -> list[str]:
+    """The folders of this Python installation learner code may import from."""
+    paths = sysconfig.get_paths()
+    found = [paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    return list(dict.fromkeys(p for p in found if p and os.path.isdir(p)))
+
+
+def python_problem(user: dict | None) -> str | None:
+    """Why learner code could not run as ``user`` with this Python installation, or None."""
+    problem = privileges.unreadable(user, python_folders())
+    if problem is None:
+        return None
+    return (
+        f"{problem}. Learner code runs as an unprivileged user when the grader is root: make the "
+        "Python installation readable by every user (chmod o+rX), or choose an account that can read "
+        "it with --run-as"
+    )
 
 
 _SANDBOXES: dict[tuple, Sandbox] = {}
 
 
 def shared_sandbox(
-    memory: int, isolation: str = "none", hide: tuple[str, ...] = (), course: bool = False
+    memory: int,
+    isolation: str = "none",
+    hide: tuple[str, ...] = (),
+    course: bool = False,
+    run_as: str = "auto",
 ) -> Sandbox:
     """One clean interpreter per grading process and kind (with or without the course package
     visible), reused for every exercise (each gets a fresh fork)."""
-    key = (memory, isolation, tuple(hide), course)
+    key = (memory, isolation, tuple(hide), run_as, course)
     if key not in _SANDBOXES:
-        for other in [k for k in _SANDBOXES if k[:3] != key[:3]]:
+        for other in [k for k in _SANDBOXES if k[:4] != key[:4]]:
             _SANDBOXES.pop(other).close()
-        sandbox = _SANDBOXES[key] = Sandbox(memory, isolation, tuple(hide), course)
+        sandbox = _SANDBOXES[key] = Sandbox(memory, isolation, tuple(hide), course, run_as)
         import multiprocessing.util
 
         atexit.register(sandbox.close)

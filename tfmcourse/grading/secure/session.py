@@ -1,6 +1,6 @@
 """The conversation with one exercise's worker: the only module that speaks the protocol.
 
-Frames go over a pair of pipes (:mod:`~tfmcourse.grading.secure.wire`), each
+Frames go over a socket pair (:mod:`~tfmcourse.grading.secure.wire`), each
 read and write within the exercise's remaining time budget and each frame
 within a size cap. The proxies a check holds ask the session to call the
 learner's code; the worker may call back the trusted objects a check passed

@@ -4,11 +4,11 @@ Executed as a script, ``python -I -S worker.py FD_IN FD_OUT SITE...``. It never
 imports the course package (which is not on ``sys.path``, and an import hook
 refuses it), only its neighbours, loaded by path and as plain as it is (the
 standard library and torch): :mod:`wire` (frames), :mod:`channel` (its end of
-the pipes), :mod:`rebuild` (the standard torch objects a check passes in) and
-:mod:`traps` (the policy at run time). Process layout (one interpreter per
-grading process)::
+the socket), :mod:`rebuild` (the standard torch objects a check passes in),
+:mod:`traps` (the policy at run time) and :mod:`privileges` (giving up root).
+Process layout (one interpreter per grading process)::
 
-    grader (trusted: runs the checks) --pipes-- zygote (python -I -S, torch imported once)
+    grader (trusted: runs the checks) --socket- zygote (python -I -S, torch imported once)
                                                   └─ fork per exercise → worker (setsid,
                                                      rlimits, own temp dir, import hook,
                                                      traps on forbidden built-ins, learner code)
@@ -23,10 +23,11 @@ import sys
 import traceback
 
 if __package__:  # imported as part of the package (tests)
-    from tfmcourse.grading.secure import channel, rebuild, traps, wire
+    from tfmcourse.grading.secure import channel, privileges, rebuild, traps, wire
 else:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import channel
+    import privileges
     import rebuild
     import traps
     import wire
@@ -144,6 +145,7 @@ def do_module_op(msg, bufs) -> None:
 def setup(msg) -> None:
     """Define the learner's code for one exercise, behind the import hook and the traps."""
     course = traps.preload_course(msg)
+    privileges.drop(msg.get("run_as"), msg["workdir"])  # not root from here on (if the grader was)
     sys.meta_path.insert(0, traps.Blocker())
     traps.install(msg.get("forbidden", []))
     FORBIDDEN_OPS.update(msg.get("forbidden_ops") or {})
@@ -171,7 +173,7 @@ def serve(msg) -> None:
     import resource
 
     os.setsid()
-    # the worker announces itself (not the zygote: two writers must never race on the pipe)
+    # the worker announces itself (not the zygote: two writers must never race on the channel)
     wire.send(channel.FD_OUT, Kind.FORKED, {"pid": os.getpid()})
     mem = int(msg.get("memory_mb", 0))
     if mem:
