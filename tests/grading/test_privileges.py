@@ -206,3 +206,25 @@ def test_the_command_line_refuses_to_run_learner_code_as_root(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert ("never runs as root" if os.geteuid() == 0 else "not root") in err, err
+
+
+def test_a_user_namespace_that_maps_few_ids_falls_back_to_nobody_or_is_refused(monkeypatch):
+    """Rootless containers map a few thousand ids: the per-worker range is not there, so learner
+    code runs as the container's nobody; with no nobody it maps, grading is refused with the fix."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    whole = [[(0, 0, 4294967295)], [(0, 0, 4294967295)]]
+    monkeypatch.setattr(privileges, "_id_maps", lambda: whole)
+    assert privileges.plan("auto") == {"base": privileges.BASE_UID}
+    rootless = [[(0, 1000, 1), (1, 100000, 65536)], [(0, 1000, 1), (1, 100000, 65536)]]
+    monkeypatch.setattr(privileges, "_id_maps", lambda: rootless)
+    assert privileges.plan("auto") == {"uid": nobody.pw_uid, "gid": nobody.pw_gid}
+    with pytest.raises(privileges.RunAsUnavailable, match="does not map uid/gid 70000"):
+        privileges.plan("70000")
+    tiny = [[(0, 1000, 1), (1, 100000, 1000)], [(0, 1000, 1), (1, 100000, 1000)]]
+    monkeypatch.setattr(privileges, "_id_maps", lambda: tiny)
+    with pytest.raises(privileges.RunAsUnavailable, match="--run-as USER"):
+        privileges.plan("auto")
+    assert privileges.plan("500") == {"uid": 500, "gid": 500}

@@ -38,9 +38,23 @@ def plan(run_as: str = "auto") -> dict | None:
         if run_as not in ("auto", ""):
             raise RunAsUnavailable(f"--run-as {run_as}: the grader is not root, so it cannot change user")
         return None
-    if run_as in ("auto", ""):
-        return {"base": BASE_UID}
     import pwd
+
+    if run_as in ("auto", ""):
+        if _mapped(BASE_UID, BASE_UID + _pid_max()):
+            return {"base": BASE_UID}
+        # a container whose user namespace maps few ids (rootless Docker or Podman): its nobody
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            nobody = None
+        ids = (nobody.pw_uid, nobody.pw_gid) if nobody else (0, 0)
+        if 0 not in ids and all(_mapped(i, i) for i in ids):
+            return {"uid": nobody.pw_uid, "gid": nobody.pw_gid}
+        raise RunAsUnavailable(
+            "this container's user namespace maps neither the ids learner code runs as by default "
+            f"({BASE_UID} and up) nor a 'nobody' account: pass --run-as USER, an account it maps"
+        )
 
     try:
         entry = pwd.getpwuid(int(run_as)) if run_as.isdigit() else pwd.getpwnam(run_as)
@@ -51,7 +65,38 @@ def plan(run_as: str = "auto") -> dict | None:
         uid = gid = int(run_as)  # a bare number needs no account
     if uid == 0 or gid == 0:
         raise RunAsUnavailable(f"--run-as {run_as}: learner code never runs as root (uid or gid 0)")
+    if not (_mapped(uid, uid) and _mapped(gid, gid)):
+        raise RunAsUnavailable(
+            f"--run-as {run_as}: this container's user namespace does not map uid/gid {uid}/{gid}"
+        )
     return {"uid": uid, "gid": gid}
+
+
+def _pid_max() -> int:
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1 << 22  # the largest the kernel allows
+
+
+def _id_maps() -> list[list[tuple[int, int, int]]]:
+    """This process's user namespace: ``/proc/self/uid_map`` and ``gid_map`` as (inside, outside,
+    count) ranges; a table that cannot be read is left out (no namespace to respect)."""
+    maps = []
+    for name in ("uid_map", "gid_map"):
+        try:
+            with open(f"/proc/self/{name}") as f:
+                maps.append([tuple(map(int, line.split())) for line in f if line.strip()])
+        except (OSError, ValueError):
+            pass
+    return maps
+
+
+def _mapped(first: int, last: int) -> bool:
+    """Whether user and group ids ``first``…``last`` exist in this user namespace: a process can
+    take only ids both of its tables map."""
+    return all(any(lo <= first and last < lo + n for lo, _, n in ranges) for ranges in _id_maps())
 
 
 def identity(spec: dict, pid: int) -> tuple[int, int]:
