@@ -16,7 +16,8 @@ models as options, so a lesson can compare them:
 
 Attention itself is :func:`tfmcourse.attention.scaled_dot_product_attention`,
 the one attention core of the course. ``forward_step`` feeds only new tokens and
-reuses the keys and values of earlier ones (the KV cache of lesson 11).
+reuses the keys and values of earlier ones (the KV cache of lesson 11), kept in
+tensors allocated once and written in place (:class:`LayerKVCache`).
 """
 
 from __future__ import annotations
@@ -29,10 +30,8 @@ from torch import Tensor, nn
 
 from tfmcourse.attention import merge_heads, scaled_dot_product_attention, split_heads
 from tfmcourse.norms import RMSNorm
-from tfmcourse.positional import apply_rope, sinusoidal_positional_encoding
+from tfmcourse.positional import rope_angles, rotate_pairs, sinusoidal_positional_encoding
 from tfmcourse.transformer import FeedForward
-
-KVCache = list[tuple[Tensor, Tensor]]  # per block: keys and values (B, G, t, d_head)
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,51 @@ def _norm(config: GPTConfig) -> nn.Module:
     return RMSNorm(config.d_model) if config.norm == "rms" else nn.LayerNorm(config.d_model)
 
 
+class LayerKVCache:
+    """One layer's keys and values, in tensors allocated once for ``capacity`` positions.
+
+    A step writes only its new keys and values where the filled part ends
+    (``k_cache[:, :, t] = k``) and attends over the filled part, a view: nothing
+    cached before is copied. Appending with ``torch.cat`` instead would copy the
+    whole cache at every step. Inference engines likewise reserve their caches up
+    front, for the longest sequence they serve.
+
+    Shape:
+        ``k_cache``, ``v_cache`` ``(B, G, capacity, d_head)``; ``keys`` and ``values``,
+        the ``length`` positions filled so far, ``(B, G, length, d_head)``.
+    """
+
+    def __init__(self, batch: int, kv_heads: int, capacity: int, d_head: int, like: Tensor):
+        self.k_cache = like.new_zeros(batch, kv_heads, capacity, d_head)  # like: dtype and device
+        self.v_cache = like.new_zeros(batch, kv_heads, capacity, d_head)
+        self.length = 0  # positions filled so far
+
+    @property
+    def keys(self) -> Tensor:
+        return self.k_cache[:, :, : self.length]  # (B, G, length, d_head), a view
+
+    @property
+    def values(self) -> Tensor:
+        return self.v_cache[:, :, : self.length]  # (B, G, length, d_head), a view
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write the keys and values of ``n`` new positions after the cached ones; return all of them.
+
+        Shape:
+            k, v ``(B, G, n, d_head)``; returns two ``(B, G, length + n, d_head)`` views.
+        """
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.k_cache.shape[2]:
+            raise ValueError(f"the cache holds {self.k_cache.shape[2]} positions; cannot fill up to {end}")
+        self.k_cache[:, :, start:end] = k  # in place: the cached positions are not copied
+        self.v_cache[:, :, start:end] = v
+        self.length = end
+        return self.keys, self.values
+
+
+KVCache = list[LayerKVCache]  # one per block
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with optional RoPE and grouped key/value heads.
 
@@ -93,8 +137,8 @@ class CausalSelfAttention(nn.Module):
 
     Shape:
         x ``(B, n, D)`` (the ``n`` newest positions); positions ``(n,)``;
-        past_kv two ``(B, G, P, d_head)`` or None; returns ``(B, n, D)`` and the keys
-        and values of all ``P + n`` positions, two ``(B, G, P+n, d_head)``.
+        cache a :class:`LayerKVCache` holding ``P`` positions, or None; returns ``(B, n, D)``
+        and the keys and values of all ``P + n`` positions, two ``(B, G, P+n, d_head)``.
     """
 
     def __init__(self, config: GPTConfig):
@@ -105,19 +149,23 @@ class CausalSelfAttention(nn.Module):
         self.k_proj = nn.Linear(D, G * dh)  # W_K: G heads only
         self.v_proj = nn.Linear(D, G * dh)  # W_V: G heads only
         self.out_proj = nn.Linear(D, D)  # W_O
+        if self.rope:  # RoPE's cos and sin for every position, computed once and looked up
+            cos, sin = rope_angles(torch.arange(config.max_len), dh)  # (max_len, d_head/2) each
+            self.register_buffer("rope_cos", cos.to(torch.get_default_dtype()), persistent=False)
+            self.register_buffer("rope_sin", sin.to(torch.get_default_dtype()), persistent=False)
 
     def forward(
-        self, x: Tensor, positions: Tensor, past_kv: tuple[Tensor, Tensor] | None = None
+        self, x: Tensor, positions: Tensor, cache: LayerKVCache | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         q = split_heads(self.q_proj(x), self.n_heads)  # (B, H, n, d_head)
         k = split_heads(self.k_proj(x), self.kv_heads)  # (B, G, n, d_head)
         v = split_heads(self.v_proj(x), self.kv_heads)  # (B, G, n, d_head)
         if self.rope:  # q and k turn by the same angles: rotate them in one call
-            qk = apply_rope(torch.cat([q, k], dim=1), positions)  # (B, H+G, n, d_head)
+            cos, sin = self.rope_cos[positions], self.rope_sin[positions]  # (n, d_head/2) each
+            qk = rotate_pairs(torch.cat([q, k], dim=1), cos, sin)  # (B, H+G, n, d_head)
             q, k = qk[:, : self.n_heads], qk[:, self.n_heads :]
-        if past_kv is not None:
-            k = torch.cat([past_kv[0], k], dim=2)  # (B, G, P+n, d_head)
-            v = torch.cat([past_kv[1], v], dim=2)  # (B, G, P+n, d_head)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, G, P+n, d_head) each
         n, L = q.shape[2], k.shape[2]
         # new query i sits at position L-n+i and may see keys 0 … L-n+i (one new query sees them all)
         mask = (
@@ -145,14 +193,14 @@ class Block(nn.Module):
         self.dropout1, self.dropout2 = nn.Dropout(config.dropout), nn.Dropout(config.dropout)
 
     def forward(
-        self, x: Tensor, positions: Tensor, past_kv: tuple[Tensor, Tensor] | None = None
+        self, x: Tensor, positions: Tensor, cache: LayerKVCache | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         if self.norm_first:
-            a, kv = self.self_attn(self.norm1(x), positions, past_kv)
+            a, kv = self.self_attn(self.norm1(x), positions, cache)
             x = x + self.dropout1(a)
             x = x + self.dropout2(self.ff(self.norm2(x)))
         else:
-            a, kv = self.self_attn(x, positions, past_kv)
+            a, kv = self.self_attn(x, positions, cache)
             x = self.norm1(x + self.dropout1(a))
             x = self.norm2(x + self.dropout2(self.ff(x)))
         return x, kv  # (B, n, D)
@@ -222,19 +270,24 @@ class GPT(nn.Module):
             x, _ = block(x, positions)
         return self._head(x)
 
+    def new_cache(self, batch: int) -> KVCache:
+        """An empty cache for ``batch`` sequences, with room for ``max_len`` positions in every block."""
+        c = self.config
+        return [LayerKVCache(batch, c.kv_heads, c.max_len, c.d_head, self.embed.weight) for _ in self.blocks]
+
     def forward_step(self, tokens: Tensor, cache: KVCache | None = None) -> tuple[Tensor, KVCache]:
         """Feed only the newest tokens; reuse the cached keys and values of the earlier ones.
 
         Feeding a sequence in pieces gives the logits of :meth:`forward` on the whole.
+        The cache is updated in place and returned; None starts a new one.
 
         Shape:
-            tokens ``(B, n)``; cache: per block two ``(B, G, P, d_head)`` or None;
-            returns logits ``(B, n, V)`` and the cache extended to ``P + n`` positions.
+            tokens ``(B, n)``; cache from :meth:`new_cache` or an earlier call, holding ``P``
+            positions, or None; returns logits ``(B, n, V)`` and the cache, now ``P + n`` positions.
         """
-        P = 0 if not cache else cache[0][0].shape[2]
-        x, positions = self._embed(tokens, P)
-        new_cache = []
-        for i, block in enumerate(self.blocks):
-            x, kv = block(x, positions, cache[i] if cache else None)
-            new_cache.append(kv)
-        return self._head(x), new_cache
+        if cache is None:
+            cache = self.new_cache(tokens.shape[0])
+        x, positions = self._embed(tokens, cache[0].length)
+        for block, layer_cache in zip(self.blocks, cache):
+            x, _ = block(x, positions, layer_cache)
+        return self._head(x), cache
