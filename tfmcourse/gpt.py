@@ -17,7 +17,8 @@ models as options, so a lesson can compare them:
 Attention itself is :func:`tfmcourse.attention.scaled_dot_product_attention`,
 the one attention core of the course. ``forward_step`` feeds only new tokens and
 reuses the keys and values of earlier ones (the KV cache of lesson 11), kept in
-tensors allocated once and written in place (:class:`LayerKVCache`).
+tensors allocated once and written in place
+(:class:`tfmcourse.transformer.LayerKVCache`, as lesson 09's decoder does).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 from tfmcourse.attention import merge_heads, scaled_dot_product_attention, split_heads
 from tfmcourse.norms import RMSNorm
 from tfmcourse.positional import rope_angles, rotate_pairs, sinusoidal_positional_encoding
-from tfmcourse.transformer import FeedForward
+from tfmcourse.transformer import FeedForward, LayerKVCache
 
 
 @dataclass(frozen=True)
@@ -82,48 +83,6 @@ class GPTConfig:
 
 def _norm(config: GPTConfig) -> nn.Module:
     return RMSNorm(config.d_model) if config.norm == "rms" else nn.LayerNorm(config.d_model)
-
-
-class LayerKVCache:
-    """One layer's keys and values, in tensors allocated once for ``capacity`` positions.
-
-    A step writes only its new keys and values where the filled part ends
-    (``k_cache[:, :, t] = k``) and attends over the filled part, a view: nothing
-    cached before is copied. Appending with ``torch.cat`` instead would copy the
-    whole cache at every step. Inference engines likewise reserve their caches up
-    front, for the longest sequence they serve.
-
-    Shape:
-        ``k_cache``, ``v_cache`` ``(B, G, capacity, d_head)``; ``keys`` and ``values``,
-        the ``length`` positions filled so far, ``(B, G, length, d_head)``.
-    """
-
-    def __init__(self, batch: int, kv_heads: int, capacity: int, d_head: int, like: Tensor):
-        self.k_cache = like.new_zeros(batch, kv_heads, capacity, d_head)  # like: dtype and device
-        self.v_cache = like.new_zeros(batch, kv_heads, capacity, d_head)
-        self.length = 0  # positions filled so far
-
-    @property
-    def keys(self) -> Tensor:
-        return self.k_cache[:, :, : self.length]  # (B, G, length, d_head), a view
-
-    @property
-    def values(self) -> Tensor:
-        return self.v_cache[:, :, : self.length]  # (B, G, length, d_head), a view
-
-    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Write the keys and values of ``n`` new positions after the cached ones; return all of them.
-
-        Shape:
-            k, v ``(B, G, n, d_head)``; returns two ``(B, G, length + n, d_head)`` views.
-        """
-        start, end = self.length, self.length + k.shape[2]
-        if end > self.k_cache.shape[2]:
-            raise ValueError(f"the cache holds {self.k_cache.shape[2]} positions; cannot fill up to {end}")
-        self.k_cache[:, :, start:end] = k  # in place: the cached positions are not copied
-        self.v_cache[:, :, start:end] = v
-        self.length = end
-        return self.keys, self.values
 
 
 KVCache = list[LayerKVCache]  # one per block
