@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from tfmcourse.attention import split_heads
 from tfmcourse.gpt import GPT, Block, GPTConfig
+from tfmcourse.positional import apply_rope
 
 CONFIGS = [
     dict(positions="rope", norm="rms"),
@@ -45,7 +47,7 @@ def test_forward_step_in_pieces_equals_forward(kw):
             parts.append(logits)
     torch.testing.assert_close(torch.cat(parts, 1), full, rtol=1e-5, atol=1e-5)
     G = model.config.kv_heads
-    assert cache[0][0].shape == (3, G, 12, model.config.d_head)
+    assert cache[0].keys.shape == cache[0].values.shape == (3, G, 12, model.config.d_head)
 
 
 def test_weight_tying_shares_one_matrix():
@@ -113,3 +115,28 @@ def test_config_validates_itself(kw, match):
 def test_too_long_input_raises():
     with pytest.raises(ValueError, match="max_len"):
         _model()(torch.zeros(1, 21, dtype=torch.long))
+
+
+def test_rope_from_the_table_of_angles_equals_apply_rope():
+    model = _model(positions="rope")
+    attn = model.blocks[0].self_attn
+    x, positions = torch.randn(2, 7, 24), torch.arange(5, 12)
+    with torch.no_grad():
+        _, (k, _) = attn(x, positions)
+        expected = apply_rope(split_heads(attn.k_proj(x), 4), positions)
+    torch.testing.assert_close(k, expected)
+
+
+def test_forward_step_writes_keys_and_values_in_place_into_a_cache_allocated_once():
+    model = _model()
+    x = torch.randint(0, 11, (2, 20))
+    with torch.no_grad():
+        _, cache = model.forward_step(x[:, :4])
+        buffers = [(layer.k_cache.data_ptr(), layer.v_cache.data_ptr()) for layer in cache]
+        for t in range(4, 20):
+            _, same = model.forward_step(x[:, t : t + 1], cache)
+            assert same is cache
+        assert [(layer.k_cache.data_ptr(), layer.v_cache.data_ptr()) for layer in cache] == buffers
+        assert all(layer.length == 20 and layer.keys.shape[2] == 20 for layer in cache)
+        with pytest.raises(ValueError, match="max_len=20"):
+            model.forward_step(x[:, :1], cache)

@@ -172,7 +172,7 @@ def test_incremental_decoding_equals_full_pass(norm_first):
         logits, cache = model.decode_step(tgt[:, a:b], memory, src, cache)
         pieces.append(logits)
     assert cache.length == 6
-    assert cache.self_kv[0][0].shape == (B, 3, 6, 8)
+    assert cache.self_kv[0].keys.shape == cache.self_kv[0].values.shape == (B, 3, 6, 8)
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-4, atol=1e-5)
 
 

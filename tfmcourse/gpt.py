@@ -16,7 +16,9 @@ models as options, so a lesson can compare them:
 
 Attention itself is :func:`tfmcourse.attention.scaled_dot_product_attention`,
 the one attention core of the course. ``forward_step`` feeds only new tokens and
-reuses the keys and values of earlier ones (the KV cache of lesson 11).
+reuses the keys and values of earlier ones (the KV cache of lesson 11), kept in
+tensors allocated once and written in place
+(:class:`tfmcourse.transformer.LayerKVCache`, as lesson 09's decoder does).
 """
 
 from __future__ import annotations
@@ -29,10 +31,8 @@ from torch import Tensor, nn
 
 from tfmcourse.attention import merge_heads, scaled_dot_product_attention, split_heads
 from tfmcourse.norms import RMSNorm
-from tfmcourse.positional import apply_rope, sinusoidal_positional_encoding
-from tfmcourse.transformer import FeedForward
-
-KVCache = list[tuple[Tensor, Tensor]]  # per block: keys and values (B, G, t, d_head)
+from tfmcourse.positional import rope_angles, rotate_pairs, sinusoidal_positional_encoding
+from tfmcourse.transformer import FeedForward, LayerKVCache
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,9 @@ def _norm(config: GPTConfig) -> nn.Module:
     return RMSNorm(config.d_model) if config.norm == "rms" else nn.LayerNorm(config.d_model)
 
 
+KVCache = list[LayerKVCache]  # one per block
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with optional RoPE and grouped key/value heads.
 
@@ -93,8 +96,8 @@ class CausalSelfAttention(nn.Module):
 
     Shape:
         x ``(B, n, D)`` (the ``n`` newest positions); positions ``(n,)``;
-        past_kv two ``(B, G, P, d_head)`` or None; returns ``(B, n, D)`` and the keys
-        and values of all ``P + n`` positions, two ``(B, G, P+n, d_head)``.
+        cache a :class:`LayerKVCache` holding ``P`` positions, or None; returns ``(B, n, D)``
+        and the keys and values of all ``P + n`` positions, two ``(B, G, P+n, d_head)``.
     """
 
     def __init__(self, config: GPTConfig):
@@ -105,19 +108,23 @@ class CausalSelfAttention(nn.Module):
         self.k_proj = nn.Linear(D, G * dh)  # W_K: G heads only
         self.v_proj = nn.Linear(D, G * dh)  # W_V: G heads only
         self.out_proj = nn.Linear(D, D)  # W_O
+        if self.rope:  # RoPE's cos and sin for every position, computed once and looked up
+            cos, sin = rope_angles(torch.arange(config.max_len), dh)  # (max_len, d_head/2) each
+            self.register_buffer("rope_cos", cos.to(torch.get_default_dtype()), persistent=False)
+            self.register_buffer("rope_sin", sin.to(torch.get_default_dtype()), persistent=False)
 
     def forward(
-        self, x: Tensor, positions: Tensor, past_kv: tuple[Tensor, Tensor] | None = None
+        self, x: Tensor, positions: Tensor, cache: LayerKVCache | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         q = split_heads(self.q_proj(x), self.n_heads)  # (B, H, n, d_head)
         k = split_heads(self.k_proj(x), self.kv_heads)  # (B, G, n, d_head)
         v = split_heads(self.v_proj(x), self.kv_heads)  # (B, G, n, d_head)
         if self.rope:  # q and k turn by the same angles: rotate them in one call
-            qk = apply_rope(torch.cat([q, k], dim=1), positions)  # (B, H+G, n, d_head)
+            cos, sin = self.rope_cos[positions], self.rope_sin[positions]  # (n, d_head/2) each
+            qk = rotate_pairs(torch.cat([q, k], dim=1), cos, sin)  # (B, H+G, n, d_head)
             q, k = qk[:, : self.n_heads], qk[:, self.n_heads :]
-        if past_kv is not None:
-            k = torch.cat([past_kv[0], k], dim=2)  # (B, G, P+n, d_head)
-            v = torch.cat([past_kv[1], v], dim=2)  # (B, G, P+n, d_head)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, G, P+n, d_head) each
         n, L = q.shape[2], k.shape[2]
         # new query i sits at position L-n+i and may see keys 0 … L-n+i (one new query sees them all)
         mask = (
@@ -145,14 +152,14 @@ class Block(nn.Module):
         self.dropout1, self.dropout2 = nn.Dropout(config.dropout), nn.Dropout(config.dropout)
 
     def forward(
-        self, x: Tensor, positions: Tensor, past_kv: tuple[Tensor, Tensor] | None = None
+        self, x: Tensor, positions: Tensor, cache: LayerKVCache | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         if self.norm_first:
-            a, kv = self.self_attn(self.norm1(x), positions, past_kv)
+            a, kv = self.self_attn(self.norm1(x), positions, cache)
             x = x + self.dropout1(a)
             x = x + self.dropout2(self.ff(self.norm2(x)))
         else:
-            a, kv = self.self_attn(x, positions, past_kv)
+            a, kv = self.self_attn(x, positions, cache)
             x = self.norm1(x + self.dropout1(a))
             x = self.norm2(x + self.dropout2(self.ff(x)))
         return x, kv  # (B, n, D)
@@ -222,19 +229,24 @@ class GPT(nn.Module):
             x, _ = block(x, positions)
         return self._head(x)
 
+    def new_cache(self, batch: int) -> KVCache:
+        """An empty cache for ``batch`` sequences, with room for ``max_len`` positions in every block."""
+        c = self.config
+        return [LayerKVCache(batch, c.kv_heads, c.max_len, c.d_head, self.embed.weight) for _ in self.blocks]
+
     def forward_step(self, tokens: Tensor, cache: KVCache | None = None) -> tuple[Tensor, KVCache]:
         """Feed only the newest tokens; reuse the cached keys and values of the earlier ones.
 
         Feeding a sequence in pieces gives the logits of :meth:`forward` on the whole.
+        The cache is updated in place and returned; None starts a new one.
 
         Shape:
-            tokens ``(B, n)``; cache: per block two ``(B, G, P, d_head)`` or None;
-            returns logits ``(B, n, V)`` and the cache extended to ``P + n`` positions.
+            tokens ``(B, n)``; cache from :meth:`new_cache` or an earlier call, holding ``P``
+            positions, or None; returns logits ``(B, n, V)`` and the cache, now ``P + n`` positions.
         """
-        P = 0 if not cache else cache[0][0].shape[2]
-        x, positions = self._embed(tokens, P)
-        new_cache = []
-        for i, block in enumerate(self.blocks):
-            x, kv = block(x, positions, cache[i] if cache else None)
-            new_cache.append(kv)
-        return self._head(x), new_cache
+        if cache is None:
+            cache = self.new_cache(tokens.shape[0])
+        x, positions = self._embed(tokens, cache[0].length)
+        for block, layer_cache in zip(self.blocks, cache):
+            x, _ = block(x, positions, layer_cache)
+        return self._head(x), cache

@@ -51,7 +51,6 @@ def attend_with_cache(
     return out, (K, V)
 
 
-@torch.no_grad()
 def generate(
     model: Any,
     prompt: Tensor,
@@ -68,27 +67,33 @@ def generate(
     With ``use_cache=False`` the model runs on the whole sequence at every step;
     with ``use_cache=True`` the prompt is fed once and then only the newest
     token, through ``model.forward_step`` and its key/value cache. Both return
-    the same tokens and the same logits (up to float rounding).
+    the same tokens and the same logits (up to float rounding). Both run under
+    ``torch.inference_mode()`` and write into a token tensor allocated once.
 
     Shape:
         prompt ``(B, P)`` long; returns tokens ``(B, P + max_new_tokens)`` and the
         logits that chose each new token ``(B, max_new_tokens, V)``.
     """
-    tokens, cache, step_logits = prompt, None, []
-    for t in range(max_new_tokens):
-        if use_cache:
-            logits, cache = model.forward_step(prompt if t == 0 else tokens[:, -1:], cache)
-        else:
-            logits = model(tokens)
-        last = logits[:, -1]  # (B, V): the last position scores the next token
-        step_logits.append(last)
-        if temperature == 0:
-            nxt = last.argmax(dim=-1)  # (B,)
-        else:
-            probs = next_token_distribution(last, temperature, top_k, top_p)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
-        tokens = torch.cat([tokens, nxt[:, None]], dim=1)  # (B, t + 1)
-    return tokens, torch.stack(step_logits, dim=1)
+    B, P = prompt.shape
+    step_logits = []
+    with torch.inference_mode():  # like no_grad, and without autograd's bookkeeping on every operation
+        tokens = prompt.new_empty(B, P + max_new_tokens)  # filled as the tokens are chosen
+        tokens[:, :P] = prompt
+        cache = None
+        for t in range(P, P + max_new_tokens):  # tokens[:, :t] are known; choose tokens[:, t]
+            if use_cache:
+                logits, cache = model.forward_step(prompt if t == P else tokens[:, t - 1 : t], cache)
+            else:
+                logits = model(tokens[:, :t])
+            last = logits[:, -1]  # (B, V): the last position scores the next token
+            step_logits.append(last)
+            if temperature == 0:
+                tokens[:, t] = last.argmax(dim=-1)  # (B,)
+            else:
+                probs = next_token_distribution(last, temperature, top_k, top_p)
+                tokens[:, t] = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+    # outside inference mode, so the caller gets ordinary tensors (inference tensors cannot enter autograd)
+    return tokens.clone(), torch.stack(step_logits, dim=1)
 
 
 def kv_cache_bytes_per_token(num_layers: int, n_kv_heads: int, d_head: int, bytes_per_value: int = 4) -> int:
@@ -97,9 +102,13 @@ def kv_cache_bytes_per_token(num_layers: int, n_kv_heads: int, d_head: int, byte
     return 2 * num_layers * n_kv_heads * d_head * bytes_per_value
 
 
-def cache_nbytes(cache: list[tuple[Tensor, Tensor]]) -> int:
-    """Bytes actually held by a model's cache (every layer's keys and values)."""
-    return sum(k.nbytes + v.nbytes for k, v in cache)
+def cache_nbytes(cache: list[Any]) -> int:
+    """Bytes of the keys and values a model's cache holds so far, in every layer.
+
+    ``cache`` is what ``GPT.forward_step`` returns; it counts the filled positions
+    (the room reserved for later ones, up to ``max_len``, is not counted).
+    """
+    return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache)
 
 
 def matmul_flops(fn: Callable[[], Any]) -> int:

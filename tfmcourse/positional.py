@@ -150,8 +150,30 @@ def apply_rope(x: Tensor, positions: Tensor, base: float = BASE) -> Tensor:
         raise ValueError(
             f"apply_rope: positions must be (T,) with T={x.shape[-2]}, got shape {tuple(positions.shape)}"
         )
+    cos, sin = rope_angles(positions, d, base)
+    return rotate_pairs(x, cos.to(x.dtype), sin.to(x.dtype))
+
+
+def rope_angles(positions: Tensor, d: int, base: float = BASE) -> tuple[Tensor, Tensor]:
+    """``cos θ`` and ``sin θ`` of the angles ``θ = p·ω_i`` by which RoPE turns each pair.
+
+    They depend only on the positions, not on the vectors: a model computes them
+    once for every position it can see and looks them up (as real implementations do).
+
+    Shape:
+        positions ``(T,)`` integer; returns two ``(T, d/2)`` float64.
+    """
     theta = positions.to(torch.float64)[:, None] * frequencies(d, base)[None, :]  # (T, d/2)
-    cos, sin = torch.cos(theta).to(x.dtype), torch.sin(theta).to(x.dtype)
+    return torch.cos(theta), torch.sin(theta)
+
+
+def rotate_pairs(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Turn each interleaved pair ``(a, b) = (x[..., 2i], x[..., 2i+1])`` into
+    ``(a cos θ − b sin θ, a sin θ + b cos θ)``, given ``cos θ`` and ``sin θ``.
+
+    Shape:
+        x ``(..., T, d)``; cos and sin ``(T, d/2)`` in x's dtype; returns the shape of ``x``.
+    """
     a, b = x[..., 0::2], x[..., 1::2]  # (..., T, d/2) each
     rotated = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1)  # (..., T, d/2, 2)
     return rotated.flatten(-2)  # (..., T, d): pairs interleaved again

@@ -33,6 +33,7 @@ __all__ = [
     "Encoder",
     "EncoderLayer",
     "FeedForward",
+    "LayerKVCache",
     "Transformer",
     "TransformerConfig",
     "base_config",
@@ -152,7 +153,7 @@ class DecoderLayer(nn.Module):
         self,
         y_new: Tensor,
         memory_kv: tuple[Tensor, Tensor],
-        past_kv: tuple[Tensor, Tensor] | None,
+        cache: LayerKVCache | None,
         attn_mask: Tensor | None,
         tgt_key_padding_mask: Tensor | None,
         memory_key_padding_mask: Tensor | None,
@@ -160,21 +161,21 @@ class DecoderLayer(nn.Module):
         """Process only the ``n`` newest target positions, attending to cached keys/values.
 
         The same layer as ``forward``; only where attention gets its keys and values
-        differs: the earlier positions' from ``past_kv``, the memory's from ``memory_kv``
+        differs: the earlier positions' from ``cache``, the memory's from ``memory_kv``
         (``cross_attn.project_kv(memory, memory)``, computed once).
 
         Shape:
-            y_new ``(B, n, D)``; memory_kv two ``(B, H, S, d_head)``; past_kv two
-            ``(B, H, P, d_head)`` or None; attn_mask ``(n, P+n)``; tgt_key_padding_mask
-            ``(B, P+n)``; returns ``(B, n, D)`` and the new self-attention keys/values ``(B, H, P+n, d_head)``.
+            y_new ``(B, n, D)``; memory_kv two ``(B, H, S, d_head)``; cache holding ``P``
+            positions (the new ones are written into it) or None; attn_mask ``(n, P+n)``;
+            tgt_key_padding_mask ``(B, P+n)``; returns ``(B, n, D)`` and the self-attention
+            keys/values of all positions ``(B, H, P+n, d_head)``.
         """
         new_kv = []
 
         def self_attention(x: Tensor) -> Tensor:
             k, v = self.self_attn.project_kv(x, x)  # (B, H, n, d_head)
-            if past_kv is not None:
-                k = torch.cat([past_kv[0], k], dim=2)  # (B, H, P+n, d_head)
-                v = torch.cat([past_kv[1], v], dim=2)  # (B, H, P+n, d_head)
+            if cache is not None:
+                k, v = cache.update(k, v)  # (B, H, P+n, d_head)
             new_kv.append((k, v))
             return self.self_attn.attend(x, k, v, attn_mask, tgt_key_padding_mask)[0]
 
@@ -379,18 +380,61 @@ def base_config() -> TransformerConfig:
     )
 
 
+class LayerKVCache:
+    """One layer's keys and values, in tensors allocated once for ``capacity`` positions.
+
+    A step writes only its new keys and values where the filled part ends
+    (``k_cache[:, :, t] = k``) and attends over the filled part, a view: nothing
+    cached before is copied. Appending with ``torch.cat`` instead would copy the
+    whole cache at every step. Inference engines likewise reserve their caches up
+    front, for the longest sequence they serve.
+
+    Shape:
+        ``k_cache``, ``v_cache`` ``(B, G, capacity, d_head)``; ``keys`` and ``values``,
+        the ``length`` positions filled so far, ``(B, G, length, d_head)``.
+    """
+
+    def __init__(self, batch: int, kv_heads: int, capacity: int, d_head: int, like: Tensor):
+        self.k_cache = like.new_zeros(batch, kv_heads, capacity, d_head)  # like: dtype and device
+        self.v_cache = like.new_zeros(batch, kv_heads, capacity, d_head)
+        self.length = 0  # positions filled so far
+
+    @property
+    def keys(self) -> Tensor:
+        return self.k_cache[:, :, : self.length]  # (B, G, length, d_head), a view
+
+    @property
+    def values(self) -> Tensor:
+        return self.v_cache[:, :, : self.length]  # (B, G, length, d_head), a view
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write the keys and values of ``n`` new positions after the cached ones; return all of them.
+
+        Shape:
+            k, v ``(B, G, n, d_head)``; returns two ``(B, G, length + n, d_head)`` views.
+        """
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.k_cache.shape[2]:
+            raise ValueError(f"the cache holds {self.k_cache.shape[2]} positions; cannot fill up to {end}")
+        self.k_cache[:, :, start:end] = k  # in place: the cached positions are not copied
+        self.v_cache[:, :, start:end] = v
+        self.length = end
+        return self.keys, self.values
+
+
 @dataclass
 class DecoderCache:
-    """What incremental decoding keeps between steps (a new cache is returned each step).
+    """What incremental decoding keeps between steps (updated in place by each step).
 
     ``memory_kv``: per decoder layer, the cross-attention keys and values of the
-    memory ``(B, H, S, d_head)``, computed once. ``self_kv``: per layer, the
-    self-attention keys and values of every target position so far ``(B, H, P, d_head)``.
+    memory ``(B, H, S, d_head)``, computed once. ``self_kv``: per layer, a
+    :class:`LayerKVCache` of the self-attention keys and values of every target
+    position so far ``(B, H, P, d_head)``.
     ``tgt_pad``: ``(B, P)`` True where a fed target token was the pad.
     """
 
     memory_kv: list[tuple[Tensor, Tensor]]
-    self_kv: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    self_kv: list[LayerKVCache] = field(default_factory=list)
     tgt_pad: Tensor | None = None
 
     @property
@@ -495,12 +539,17 @@ class Transformer(nn.Module):
 
         Shape:
             tokens ``(B, n)``; memory ``(B, S, D)``; src ``(B, S)``; returns logits
-            ``(B, n, tgt_vocab)`` and the new :class:`DecoderCache`.
+            ``(B, n, tgt_vocab)`` and the :class:`DecoderCache`, updated in place.
         """
         self._check_tokens(tokens, "tokens")
         if cache is None:
+            c = self.config
             cache = DecoderCache(
-                memory_kv=[layer.cross_attn.project_kv(memory, memory) for layer in self.decoder.layers]
+                memory_kv=[layer.cross_attn.project_kv(memory, memory) for layer in self.decoder.layers],
+                self_kv=[
+                    LayerKVCache(tokens.shape[0], c.n_heads, c.max_len, c.d_model // c.n_heads, memory)
+                    for _ in self.decoder.layers
+                ],
             )
         P, n = cache.length, tokens.shape[1]
         pad = padding_mask(tokens, self.config.pad_id)
@@ -509,14 +558,12 @@ class Transformer(nn.Module):
         attn_mask = torch.ones(n, P + n, dtype=torch.bool, device=tokens.device).triu(P + 1)  # (n, P+n)
         mem_pad = padding_mask(src, self.config.pad_id)
         y = self._embed(tokens, self.tgt_embed, offset=P)  # (B, n, D)
-        new_kv = []
-        for i, layer in enumerate(self.decoder.layers):
-            past = cache.self_kv[i] if cache.self_kv else None
-            y, kv = layer.forward_step(y, cache.memory_kv[i], past, attn_mask, tgt_pad, mem_pad)
-            new_kv.append(kv)
+        for layer, memory_kv, layer_cache in zip(self.decoder.layers, cache.memory_kv, cache.self_kv):
+            y, _ = layer.forward_step(y, memory_kv, layer_cache, attn_mask, tgt_pad, mem_pad)
+        cache.tgt_pad = tgt_pad
         if self.decoder.norm is not None:
             y = self.decoder.norm(y)
-        return self.generator(y), DecoderCache(cache.memory_kv, new_kv, tgt_pad)
+        return self.generator(y), cache
 
 
 # ---------------------------------------------------------------- parameter counts
