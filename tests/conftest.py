@@ -21,33 +21,36 @@ SPREAD = {
     "tests/grading/test_kernel.py",
     "tests/grading/test_secure.py",
     "tests/test_browser.py",
+    "tests/test_checks_i18n.py",
+    "tests/test_checks_messages.py",
     "tests/test_checks_seeds.py",
     "tests/test_editions_grading.py",
+    "tests/test_mutants.py",
     "tests/test_progress.py",
 }
 # Units are handed out in the order of collection: the longest go first, so that no long one starts
 # when the other worker is about to run out of work. Files not listed follow in their usual order.
 # A misplaced entry only costs time.
 LONGEST_FIRST = (
-    "notebooks/10_gpt.ipynb",
     "notebooks/09_training_and_inference.ipynb",
     "tests/grading/test_gradebook.py",
     "tests/test_browser.py",
-    "notebooks/02_bahdanau_attention.ipynb",
-    "notebooks/01_seq2seq_bottleneck.ipynb",
-    "notebooks/11_fast_inference.ipynb",
+    "tests/test_editions.py",
+    "notebooks/10_gpt.ipynb",
     "tests/grading/test_secure.py",
+    "tests/grading/test_kernel.py",
+    "tests/test_checks_seeds.py",
     "tests/export/test_prairielearn.py",
     "tests/export/test_gradescope.py",
-    "tests/test_editions_grading.py",
-    "tests/grading/test_kernel.py",
-    "tests/test_progress.py",
-    "notebooks/04_residual_connections.ipynb",
-    "notebooks/07_multi_head_attention.ipynb",
+    "notebooks/02_bahdanau_attention.ipynb",
     "tests/experiments/test_lesson01.py",
-    "tests/test_hangul_in_saved_plots.py",
-    "tests/test_checks_seeds.py",
-    "tests/grading/test_isolation.py",
+    "notebooks/01_seq2seq_bottleneck.ipynb",
+    "notebooks/07_multi_head_attention.ipynb",
+    "notebooks/11_fast_inference.ipynb",
+    "tests/test_repository.py",
+    "tests/export/test_lms.py",
+    "tests/test_checks_lessons_10_11_seeds.py",
+    "notebooks/04_residual_connections.ipynb",
 )
 
 
