@@ -43,7 +43,7 @@ lab: $(STAMP)
 test: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadfile
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadgroup
 
 build: $(STAMP)
 	$(PY) -m tfmcourse build

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/suite_time.py                 # what `make test` runs
     .venv/bin/python benchmarks/suite_time.py -- -m "not slow"  # the quick loop
 
-Arguments after ``--`` replace pytest's default ones (``-n 2 --dist loadfile``,
+Arguments after ``--`` replace pytest's default ones (``-n 2 --dist loadgroup``,
 as in the Makefile). Prints one line per figure and pytest's exit status.
 Figures depend on the machine and its load: measure on an idle one.
 """
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("pytest_args", nargs="*", help="arguments for pytest (after --)")
     args = p.parse_args(argv)
-    pytest_args = args.pytest_args or ["-n", "2", "--dist", "loadfile"]
+    pytest_args = args.pytest_args or ["-n", "2", "--dist", "loadgroup"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "pytest", "-q", *pytest_args]
     print("running:", " ".join(cmd), flush=True)

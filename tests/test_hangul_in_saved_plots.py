@@ -45,15 +45,58 @@ def _drawn(text: str, rc: dict, fontsize: float = 12, dpi: int = 100) -> np.ndar
 
 
 def best_match(image: np.ndarray, template: np.ndarray) -> float:
-    """The highest normalised cross-correlation of ``template`` over ``image`` (1.0: identical pixels)."""
+    """The highest normalised cross-correlation of ``template`` over ``image`` (1.0: identical pixels).
+
+    At every offset, the mean over the window of (window - its mean) / (its std + 1e-9) times the
+    standardised template; computed with an FFT and running sums rather than window by window
+    (``test_best_match_is_the_window_by_window_correlation`` compares the two).
+    """
     h, w = template.shape
     if image.shape[0] < h or image.shape[1] < w:
         return -1.0
+    x, template = image.astype(np.float64), template.astype(np.float64)
+    t = (template - template.mean()) / (template.std() + 1e-9)
+    shape = (x.shape[0] + h - 1, x.shape[1] + w - 1)
+    full = np.fft.irfft2(np.fft.rfft2(x, shape) * np.fft.rfft2(t[::-1, ::-1], shape), shape)
+    products = full[h - 1 : x.shape[0], w - 1 : x.shape[1]]  # sum of window * t at each offset
+    n = h * w
+    mean = _window_sums(x, h, w) / n
+    var = _window_sums(x * x, h, w) / n - mean**2
+    scores = (products - mean * t.sum()) / (n * (np.sqrt(np.maximum(var, 0.0)) + 1e-9))
+    # a window of one grey scores 0 (its pixels minus their mean are all 0); PNG greys differ by at
+    # least 1/765, so any other window's variance is far above rounding's 1e-12
+    return float(np.where(var > 1e-12, scores, 0.0).max())
+
+
+def _window_sums(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The sum of every h × w window of ``x`` (one per offset where it fits)."""
+    c = np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    return c[h:, w:] - c[:-h, w:] - c[h:, :-w] + c[:-h, :-w]
+
+
+def _best_match_window_by_window(image: np.ndarray, template: np.ndarray) -> float:
+    h, w = template.shape
     windows = np.lib.stride_tricks.sliding_window_view(image, (h, w))
     t = (template - template.mean()) / (template.std() + 1e-9)
     win = windows - windows.mean(axis=(-2, -1), keepdims=True)
     win = win / (win.std(axis=(-2, -1), keepdims=True) + 1e-9)
     return float((win * t).mean(axis=(-2, -1)).max())
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
+def test_best_match_is_the_window_by_window_correlation():
+    title = "2021년 9월"
+    template = _drawn(title, fonts.hangul_rc())
+    for rc in (fonts.hangul_rc(), TOFU):
+        image = _figure(title, rc)[:60, :260]  # the title and some axes: small enough to go window by window
+        assert best_match(image, template) == pytest.approx(
+            _best_match_window_by_window(image, template), abs=1e-5
+        )
+    noise = np.random.default_rng(0).random((40, 50), dtype=np.float32)
+    assert best_match(noise, noise[5:20, 10:40]) == pytest.approx(1.0, abs=1e-6)
+    assert best_match(noise, noise[5:20, 10:40]) == pytest.approx(
+        _best_match_window_by_window(noise, noise[5:20, 10:40]), abs=1e-6
+    )
 
 
 def hangul_drawn_not_boxes(image: np.ndarray, text: str) -> tuple[bool, float, float]:

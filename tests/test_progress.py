@@ -121,17 +121,17 @@ def test_checks_run_in_a_korean_workspace_are_shown_in_korean(korean_workspace):
     assert "Lesson 06   1/3 passed" in english and not any("가" <= ch <= "힣" for ch in english)
 
 
-def test_progress_command_follows_the_language(korean_workspace):
+def test_progress_command_follows_the_language(korean_workspace, monkeypatch, capsys):
+    """The command's own logic, in this process (test_progress_command_reads_the_workspace starts it)."""
+    from tfmcourse import cli
+
     course = korean_workspace.parent.parent
 
     def run(*args, cwd):
-        return subprocess.run(
-            [sys.executable, "-m", "tfmcourse", "progress", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        assert cli.main(["progress", *args]) == 0
+        return capsys.readouterr().out
 
     progress.record("causal_mask", "failed")
     mine = run(cwd=korean_workspace / "exercises")  # inside work/ko: the workspace's own language
