@@ -19,6 +19,7 @@ SPREAD = {
     "tests/grading/test_gradebook.py",
     "tests/grading/test_isolation.py",
     "tests/grading/test_kernel.py",
+    "tests/grading/test_privileges.py",
     "tests/grading/test_secure.py",
     "tests/test_browser.py",
     "tests/test_checks_i18n.py",
@@ -33,6 +34,7 @@ SPREAD = {
 # A misplaced entry only costs time.
 LONGEST_FIRST = (
     "notebooks/09_training_and_inference.ipynb",
+    "tests/grading/test_hostile_class.py",
     "tests/grading/test_gradebook.py",
     "tests/test_browser.py",
     "tests/test_editions.py",
@@ -42,6 +44,7 @@ LONGEST_FIRST = (
     "tests/test_checks_seeds.py",
     "tests/export/test_prairielearn.py",
     "tests/export/test_gradescope.py",
+    "tests/grading/test_privileges.py",
     "notebooks/02_bahdanau_attention.ipynb",
     "tests/experiments/test_lesson01.py",
     "notebooks/01_seq2seq_bottleneck.ipynb",
