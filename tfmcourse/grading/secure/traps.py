@@ -131,3 +131,13 @@ def op_recorder(banned: dict):
             return func(*args, **(kwargs or {}))
 
     return Recorder()
+
+
+def warm_up() -> None:
+    """Run a few operators under :func:`op_recorder` once, in the interpreter that forks the workers:
+    torch's first dispatch through a Python mode costs about a second (imports, caches), which every
+    forked worker then inherits instead of paying again for each exercise."""
+    import torch
+
+    with op_recorder({"ops": ()}):
+        (torch.ones(2, 3) @ torch.ones(3, 2)).softmax(-1).sum()

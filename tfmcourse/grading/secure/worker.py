@@ -205,6 +205,7 @@ def zygote(argv: list[str]) -> None:
 
     torch.set_num_threads(1)
     rebuild.capture()
+    traps.warm_up()  # the dispatcher-level recorder, ready before any fork
     with contextlib.suppress(Exception):  # orphans of learner code become our children (Linux)
         import ctypes
 
