@@ -12,10 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -192,16 +190,7 @@ def rows(out: Path) -> tuple[dict[str, str], dict[str, str]]:
     return by_csv, by_json
 
 
-@pytest.fixture
-def proof_dir():
-    """A folder every user may write to: a daemon that survived grading would leave a mark here."""
-    path = Path(tempfile.mkdtemp(prefix="tfmcourse-proof-"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def test_honest_students_grade_exactly_as_alone_with_hostile_classmates(tmp_path, proof_dir):
+def test_honest_students_grade_exactly_as_alone_with_hostile_classmates(tmp_path, shared_folder):
     subs = tmp_path / "class"
     honest = honest_students()
     for student, codes in honest.items():
@@ -217,7 +206,7 @@ def test_honest_students_grade_exactly_as_alone_with_hostile_classmates(tmp_path
         student = f"s{2 * i + 2:02d}-{kind}"  # between two honest students
         code = textwrap.dedent(code).replace("CSV", repr(str(mixed / "grades.csv")))
         code = code.replace("OTHER", repr(str(subs / "s01" / "06_attention.ipynb")))
-        code = code.replace("PROOF", repr(str(proof_dir / student)))
+        code = code.replace("PROOF", repr(str(shared_folder / student)))
         write_notebook(subs / student / "06_attention.ipynb", {ATTACKED: code})
         hostile[student] = kind
     notebooks_before = {p: p.read_bytes() for p in subs.rglob("*.ipynb")}
@@ -239,7 +228,7 @@ def test_honest_students_grade_exactly_as_alone_with_hostile_classmates(tmp_path
     assert all(e["status"] == "passed" for e in details["s01"]["exercises"])  # right answers still count
 
     time.sleep(4)  # the daemon's moment to write, had it survived
-    assert not list(proof_dir.iterdir()), "a process started by learner code outlived grading"
+    assert not list(shared_folder.iterdir()), "a process started by learner code outlived grading"
     assert (mixed / "grades.csv").read_bytes() == csv_after
     assert (mixed / "details.json").read_bytes() == json_after
     assert {p: p.read_bytes() for p in subs.rglob("*.ipynb")} == notebooks_before

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -432,15 +430,6 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
-
-
-@pytest.fixture
-def shared_folder():
-    """A folder every user may write to: learner code (as root, another user) notes its pids here."""
-    path = Path(tempfile.mkdtemp(prefix="tfmcourse-shared-"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_processes_started_by_learner_code_are_killed(tmp_path, shared_folder):
