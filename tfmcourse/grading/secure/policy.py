@@ -236,6 +236,16 @@ def static_violations(ex: Extracted, name: str, units: list[Unit]) -> list[str]:
     banned = [(f, resolve(f.qualname)) for f in forbidden_for(name)]
     last_names = {f.qualname.rsplit(".", 1)[-1] for f, _ in banned}  # resolve only plausible paths
     allowed, _ = course_policy(name)
+
+    def refers_to(expr: ast.AST) -> list:
+        """The forbidden built-ins a name or attribute chain of the learner's code refers to."""
+        parts = _dotted(expr)
+        if not parts or parts[0] not in ex.aliases or parts[0] in defined or parts[-1] not in last_names:
+            return []
+        path = ".".join([ex.aliases[parts[0]]] + parts[1:])
+        obj = resolve(path)
+        return [f for f, target in banned if path == f.qualname or (target is not None and obj is target)]
+
     for _root, path in _course_chains(ex, units):
         if not any(path == a or path.startswith(a + ".") for a in allowed):
             problems.append(
@@ -249,34 +259,10 @@ def static_violations(ex: Extracted, name: str, units: list[Unit]) -> list[str]:
                 if any(is_course(m) for m in mods):
                     problems.append("imports the course package tfmcourse inside its code (not allowed)")
             elif isinstance(node, (ast.Attribute, ast.Name)) and banned:
-                parts = _dotted(node)
-                if (
-                    not parts
-                    or parts[0] not in ex.aliases
-                    or parts[0] in defined
-                    or parts[-1] not in last_names
-                ):
-                    continue
-                path = ".".join([ex.aliases[parts[0]]] + parts[1:])
-                obj = resolve(path)
-                for f, target in banned:
-                    if f.kwarg is not None:
-                        continue
-                    if path == f.qualname or (target is not None and obj is target):
-                        problems.append(f"uses {f.qualname}: {f.why}")
+                problems += [f"uses {f.qualname}: {f.why}" for f in refers_to(node) if f.kwarg is None]
             if isinstance(node, ast.Call) and banned:
-                parts = _dotted(node.func)
-                if (
-                    not parts
-                    or parts[0] not in ex.aliases
-                    or parts[0] in defined
-                    or parts[-1] not in last_names
-                ):
-                    continue
-                path = ".".join([ex.aliases[parts[0]]] + parts[1:])
-                obj = resolve(path)
-                for f, target in banned:
-                    if f.kwarg is None or not (path == f.qualname or (target is not None and obj is target)):
+                for f in refers_to(node.func):
+                    if f.kwarg is None:
                         continue
                     kw = [k for k in node.keywords if k.arg == f.kwarg]
                     if (kw and _nonzero_literal(kw[0].value)) or (
