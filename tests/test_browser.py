@@ -183,7 +183,8 @@ def _wait_for_change(page, before, timeout_s):
     return _state(page)
 
 
-def test_positional_explorer_reacts_to_its_slider_in_chromium(jupyter_lab, tmp_path):
+def _browser_or_skip():
+    """Debian's Chromium and playwright's ``sync_playwright``, or skip the test naming what is missing."""
     chromium = _chromium()
     if chromium is None:
         pytest.skip("Chromium is not installed (/usr/bin/chromium); run .ci/install-browser.sh")
@@ -191,6 +192,11 @@ def test_positional_explorer_reacts_to_its_slider_in_chromium(jupyter_lab, tmp_p
         from playwright.sync_api import sync_playwright
     except ImportError as exc:  # pragma: no cover - the environment pins playwright
         pytest.skip(f"the playwright Python package is not available: {exc}")
+    return chromium, sync_playwright
+
+
+def test_positional_explorer_reacts_to_its_slider_in_chromium(jupyter_lab, tmp_path):
+    chromium, sync_playwright = _browser_or_skip()
     base, token, _work = jupyter_lab
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "browser_05_positional_explorer.png"
@@ -338,13 +344,7 @@ def _fonts_drawing(page, selector: str) -> list[dict]:
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_learner_journey_from_make_lab_to_a_pass_leaves_the_course_clean(tmp_path, lang):
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("Chromium is not installed (/usr/bin/chromium); run .ci/install-browser.sh")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:  # pragma: no cover - the environment pins playwright
-        pytest.skip(f"the playwright Python package is not available: {exc}")
+    chromium, sync_playwright = _browser_or_skip()
     if not JUPYTER.exists():
         pytest.skip(f"jupyter is not installed in this environment ({JUPYTER})")
     from tfmcourse.workspace import first_lesson, workspace_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,6 +27,16 @@ UNSCALED_MISTAKE = "the scores are not scaled"
 def lesson_notebook(folder: str, lesson: int) -> Path:
     (path,) = sorted((ROOT / folder).glob(f"{lesson:02d}_*.ipynb"))
     return path
+
+
+def place_upload(files: dict[str, Path | bytes], folder: Path) -> None:
+    """Put a learner's upload in ``folder``: each name with a copy of a file or with raw bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        else:
+            shutil.copyfile(content, folder / name)
 
 
 def with_definition(src: Path, name: str, source: str, dest: Path) -> Path:

@@ -17,6 +17,7 @@ from tests.export.conftest import (
     UNSCALED_MISTAKE,
     UNSCALED_SDPA,
     lesson_notebook,
+    place_upload,
     with_definition,
 )
 from tfmcourse.checks import EXERCISES
@@ -61,13 +62,7 @@ def autograde(
         patch(root / "source")
     shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
     (root / "run_autograder").chmod(0o755)  # zipfile does not restore modes
-    (root / "submission").mkdir()
-    for name, content in submission.items():
-        dest = root / "submission" / name
-        if isinstance(content, bytes):
-            dest.write_bytes(content)
-        else:
-            shutil.copyfile(content, dest)
+    place_upload(submission, root / "submission")
     proc = subprocess.run(
         [str(root / "run_autograder")],
         env={**env, "AUTOGRADER_ROOT": str(root)},

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.export.conftest import ROOT, UNSCALED_MISTAKE, UNSCALED_SDPA, lesson_notebook, with_definition
+from tests.export.conftest import (
+    ROOT,
+    UNSCALED_MISTAKE,
+    UNSCALED_SDPA,
+    lesson_notebook,
+    place_upload,
+    with_definition,
+)
 from tfmcourse.checks import EXERCISES
 from tfmcourse.export import prairielearn
 from tfmcourse.export.bundle import ExportError
@@ -24,16 +31,10 @@ def question(tmp_path_factory) -> Path:
     return prairielearn.build(ROOT, 6, tmp_path_factory.mktemp("pl") / "lesson06", image="me/tfm:1")
 
 
-def grade(question: Path, tmp: Path, upload: dict[str, Path | bytes], env: dict) -> dict:
+def grade(question: Path, tmp: Path, files: dict[str, Path | bytes], env: dict) -> dict:
     grade_root = tmp / "grade"
     shutil.copytree(question / "tests", grade_root / "tests")
-    (grade_root / "student").mkdir()
-    for name, content in upload.items():
-        dest = grade_root / "student" / name
-        if isinstance(content, bytes):
-            dest.write_bytes(content)
-        else:
-            shutil.copyfile(content, dest)
+    place_upload(files, grade_root / "student")
     info = json.loads((question / "info.json").read_text())
     entry = info["externalGradingOptions"]["entrypoint"]
     assert entry.startswith("/grade/")
